@@ -1,0 +1,64 @@
+/**
+ * The event contracts every service shares (DESIGN.md, "Event schemas").
+ * Types are inferred from these schemas, never written twice.
+ */
+import { z } from 'zod';
+
+/** Device ids double as MQTT client ids, usernames and InfluxDB tag values. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const DeviceId = z.string().regex(DEVICE_ID_PATTERN, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$');
+
+/** A finite number: NaN and ±Infinity are rejected, never coerced. */
+export const FiniteNumber = z.number().refine(Number.isFinite, 'must be a finite number');
+
+export const TelemetryEvent = z.object({
+  v: z.literal(1),
+  /** Deterministic: `{deviceId}:{seq}` when the device sends seq, else a hash (see core/ids.ts). */
+  id: z.string().min(1),
+  deviceId: DeviceId,
+  /** Device time, epoch ms. */
+  ts: z.number().int(),
+  /** Gateway time, epoch ms. */
+  receivedAt: z.number().int(),
+  metrics: z.record(z.string(), FiniteNumber),
+  units: z.record(z.string(), z.string()).optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+});
+export type TelemetryEvent = z.infer<typeof TelemetryEvent>;
+
+export const TelemetryBatch = z.object({
+  v: z.literal(1),
+  partition: z.number().int().nonnegative(),
+  events: z.array(TelemetryEvent).min(1),
+});
+export type TelemetryBatch = z.infer<typeof TelemetryBatch>;
+
+export const DeadLetterStage = z.enum(['gateway', 'processors', 'alerting', 'webhooks']);
+export type DeadLetterStage = z.infer<typeof DeadLetterStage>;
+
+export const DeadLetter = z.object({
+  v: z.literal(1),
+  stage: DeadLetterStage,
+  /** Stable machine-readable reason code, e.g. `bad_json`, `schema`, `too_large`. */
+  code: z.string(),
+  /** Human-readable reason naming the field, e.g. `metrics.temperature: must be a finite number`. */
+  reason: z.string(),
+  topic: z.string().optional(),
+  clientId: z.string().optional(),
+  /** The original bytes, base64. */
+  payload: z.string(),
+  /** Epoch ms. */
+  time: z.number().int(),
+});
+export type DeadLetter = z.infer<typeof DeadLetter>;
+
+export const DeviceStatusEvent = z.object({
+  v: z.literal(1),
+  deviceId: DeviceId,
+  status: z.enum(['online', 'offline']),
+  /** Why the status changed: connect, disconnect, will (last will), takeover, keepalive. */
+  cause: z.string(),
+  /** Epoch ms. */
+  time: z.number().int(),
+});
+export type DeviceStatusEvent = z.infer<typeof DeviceStatusEvent>;

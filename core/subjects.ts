@@ -1,0 +1,43 @@
+/** Stream and subject names (DESIGN.md, "NATS JetStream contract"), in one place. */
+
+export const STREAMS = {
+  telemetry: 'TELEMETRY',
+  deviceStatus: 'DEVICE_STATUS',
+  deadletter: 'DEADLETTER',
+  alerts: 'ALERTS',
+} as const;
+
+export const DEFAULT_PARTITIONS = 16;
+
+export const subjects = {
+  telemetry: (partition: number): string => `telemetry.${partition}`,
+  telemetryAll: 'telemetry.*',
+  deviceStatus: (deviceId: string): string => `devices.status.${deviceId}`,
+  deviceStatusAll: 'devices.status.*',
+  deadletter: (stage: string): string => `deadletter.${stage}`,
+  deadletterAll: 'deadletter.*',
+  alerts: (ruleId: string, deviceId: string): string => `alerts.${ruleId}.${deviceId}`,
+  alertsAll: 'alerts.*.*',
+} as const;
+
+/** Durable consumer names, one per service role. */
+export const CONSUMERS = {
+  processors: 'processors',
+  alerting: 'alerting',
+  webhooks: 'webhooks',
+} as const;
+
+/** FNV-1a, 32 bit, over the UTF-16 code units of the id (ids are ASCII by contract). */
+export function fnv1a32(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** The partition of a device: stable for a fixed partition count, so a device's readings stay in order. */
+export function partitionOf(deviceId: string, partitions: number): number {
+  return fnv1a32(deviceId) % partitions;
+}

@@ -1,0 +1,58 @@
+// One linter config: typescript-eslint with type-checked rules (STYLE.md), plus the dependency direction:
+// services import core/, never each other (enforced here, not by hope).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const services = ['gateway', 'processors', 'alerting', 'simulator', 'dashboards'];
+
+/** In service `s`, importing any other service is an error. */
+function serviceBoundary(s) {
+  return {
+    files: [`${s}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: services
+            .filter((o) => o !== s)
+            .map((o) => ({ group: [`../${o}/*`, `../../${o}/*`, `**/${o}/*`], message: `${s}/ must not import ${o}/: share code through core/ (STYLE.md)` })),
+        },
+      ],
+    },
+  };
+}
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.data/**', 'eslint.config.js'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "MemberExpression[object.name='process'][property.name='exit']", message: 'only main.ts may exit the process' },
+      ],
+    },
+  },
+  ...services.map(serviceBoundary),
+  // core/ is imported by everyone and imports no service.
+  {
+    files: ['core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: services.map((o) => ({ group: [`../${o}/*`], message: 'core/ must not import a service' })) }],
+    },
+  },
+  {
+    files: ['**/main.ts', 'devstack/**/*.ts', 'scripts/**'],
+    rules: { 'no-restricted-syntax': 'off' },
+  },
+  {
+    files: ['**/*.test.ts', 'test/**/*.ts'],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+  },
+);

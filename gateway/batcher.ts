@@ -1,0 +1,125 @@
+/**
+ * Micro-batches telemetry per partition into JetStream (DESIGN.md, "Why batches").
+ *
+ * Each partition has at most one publish in flight, so a device's readings reach the stream in order;
+ * events arriving meanwhile gather into the next batch, which makes batches grow with load by themselves.
+ * A failed publish is retried with the same Nats-Msg-Id (deduplicated by JetStream) until the deadline;
+ * only then are the waiting callbacks failed, so their QoS 1 publishes get no PUBACK and devices resend.
+ */
+import type { JetStreamClient } from 'nats';
+import { batchMsgId } from '../core/ids.ts';
+import type { Logger } from '../core/logger.ts';
+import type { TelemetryBatch, TelemetryEvent } from '../core/schemas.ts';
+import { subjects } from '../core/subjects.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+export type Done = (err?: Error) => void;
+
+export interface BatcherOptions {
+  partitions: number;
+  maxEvents: number;
+  lingerMs: number;
+  publishTimeoutMs: number;
+  deadlineMs: number;
+}
+
+interface Partition {
+  readonly index: number;
+  events: TelemetryEvent[];
+  waiters: Done[];
+  timer: NodeJS.Timeout | undefined;
+  inFlight: boolean;
+}
+
+export class TelemetryBatcher {
+  readonly #js: JetStreamClient;
+  readonly #opts: BatcherOptions;
+  readonly #metrics: GatewayMetrics;
+  readonly #log: Logger;
+  readonly #parts: Partition[];
+  #pendingEvents = 0;
+  #idle: (() => void)[] = [];
+
+  constructor(js: JetStreamClient, opts: BatcherOptions, metrics: GatewayMetrics, log: Logger) {
+    this.#js = js;
+    this.#opts = opts;
+    this.#metrics = metrics;
+    this.#log = log;
+    this.#parts = Array.from({ length: opts.partitions }, (_, index) => ({ index, events: [], waiters: [], timer: undefined, inFlight: false }));
+  }
+
+  /** Events accepted but not yet acknowledged by JetStream. */
+  get pending(): number {
+    return this.#pendingEvents;
+  }
+
+  /** Queues one event of `partition`; `done` runs once JetStream stored it (or with an error after the deadline). */
+  add(partition: number, event: TelemetryEvent, done: Done): void {
+    const p = this.#parts[partition];
+    if (!p) throw new RangeError(`partition ${partition} out of range`);
+    p.events.push(event);
+    p.waiters.push(done);
+    this.#pendingEvents++;
+    if (p.inFlight) return; // the running publish picks these up when it finishes
+    if (p.events.length >= this.#opts.maxEvents) this.#flush(p);
+    else p.timer ??= setTimeout(() => this.#flush(p), this.#opts.lingerMs);
+  }
+
+  /** Publishes everything queued now and resolves when nothing is pending. */
+  async drain(): Promise<void> {
+    for (const p of this.#parts) if (!p.inFlight && p.events.length > 0) this.#flush(p);
+    if (this.#pendingEvents === 0) return;
+    await new Promise<void>((resolve) => this.#idle.push(resolve));
+  }
+
+  #flush(p: Partition): void {
+    if (p.timer) {
+      clearTimeout(p.timer);
+      p.timer = undefined;
+    }
+    if (p.inFlight || p.events.length === 0) return;
+    const n = Math.min(p.events.length, this.#opts.maxEvents);
+    const events = p.events.length === n ? p.events : p.events.slice(0, n);
+    const waiters = p.waiters.length === n ? p.waiters : p.waiters.slice(0, n);
+    p.events = p.events.length === n ? [] : p.events.slice(n);
+    p.waiters = p.waiters.length === n ? [] : p.waiters.slice(n);
+    p.inFlight = true;
+    void this.#publish(p.index, events).then((err) => {
+      p.inFlight = false;
+      this.#pendingEvents -= waiters.length;
+      for (const w of waiters) w(err);
+      if (p.events.length >= this.#opts.maxEvents || (p.events.length > 0 && this.#idle.length > 0)) this.#flush(p);
+      else if (p.events.length > 0) p.timer ??= setTimeout(() => this.#flush(p), this.#opts.lingerMs);
+      if (this.#pendingEvents === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    });
+  }
+
+  /** Resolves with undefined once stored, or with the last error once the deadline passed. Never rejects. */
+  async #publish(partition: number, events: TelemetryEvent[]): Promise<Error | undefined> {
+    const batch: TelemetryBatch = { v: 1, partition, events };
+    const data = Buffer.from(JSON.stringify(batch));
+    const msgID = batchMsgId(events.map((e) => e.id));
+    const subject = subjects.telemetry(partition);
+    const deadline = Date.now() + this.#opts.deadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      try {
+        const ack = await this.#js.publish(subject, data, { msgID, timeout: this.#opts.publishTimeoutMs });
+        this.#metrics.publishSeconds.observe((performance.now() - started) / 1000);
+        this.#metrics.batchesPublished.inc({ duplicate: String(ack.duplicate) });
+        this.#metrics.eventsPublished.inc(events.length);
+        return undefined;
+      } catch (err) {
+        const left = deadline - Date.now();
+        this.#metrics.publishErrors.inc();
+        if (left <= 0) {
+          this.#log.error({ err, subject, msgID, events: events.length, attempt }, 'batch publish failed, deadline passed: failing its publishes');
+          this.#metrics.batchesFailed.inc();
+          return err instanceof Error ? err : new Error(String(err));
+        }
+        this.#log.warn({ err, subject, msgID, attempt }, 'batch publish failed, retrying');
+        await new Promise((r) => setTimeout(r, Math.min(left, 50 * 2 ** Math.min(attempt, 5))));
+      }
+    }
+  }
+}

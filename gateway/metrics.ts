@@ -1,0 +1,49 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** The gateway's own metrics; names follow Prometheus conventions (unit suffixes, `_total` counters). */
+export function createGatewayMetrics(registry: Registry, pendingEvents: () => number) {
+  const registers = [registry];
+  return {
+    messages: new Counter({
+      name: 'iot_gateway_messages_total',
+      help: 'MQTT publishes received from devices, by outcome (accepted, deadlettered, refused, dropped)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    deadLetters: new Counter({
+      name: 'iot_gateway_deadletters_total',
+      help: 'Payloads dead-lettered, by reason code',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    eventsPublished: new Counter({ name: 'iot_gateway_events_published_total', help: 'Telemetry events stored in JetStream', registers }),
+    batchesPublished: new Counter({
+      name: 'iot_gateway_batches_published_total',
+      help: 'TelemetryBatch messages stored in JetStream (duplicate=true: JetStream dedup caught a retry)',
+      labelNames: ['duplicate'] as const,
+      registers,
+    }),
+    publishErrors: new Counter({ name: 'iot_gateway_publish_errors_total', help: 'Failed JetStream publish attempts (retried)', registers }),
+    batchesFailed: new Counter({
+      name: 'iot_gateway_batches_failed_total',
+      help: 'Batches given up after the deadline (their QoS 1 publishes got no PUBACK)',
+      registers,
+    }),
+    publishSeconds: new Histogram({
+      name: 'iot_gateway_jetstream_publish_seconds',
+      help: 'JetStream publish latency of one batch, seconds',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    clients: new Gauge({ name: 'iot_gateway_connected_clients', help: 'Connected MQTT clients', registers }),
+    pendingEvents: new Gauge({
+      name: 'iot_gateway_pending_events',
+      help: 'Events accepted and waiting for the JetStream ack',
+      registers,
+      collect() {
+        this.set(pendingEvents());
+      },
+    }),
+  };
+}
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
