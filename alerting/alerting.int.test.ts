@@ -1,0 +1,217 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { influxql, rows } from '../devstack/influxql.ts';
+import { endpointsYaml, publishReadings, publishStatus, startAlerting, startDispatcher, tempDir } from '../test/support/alerting.ts';
+import { startInfluxServer, startNatsServer, uniqueName } from '../test/support/stack.ts';
+import { waitFor } from '../test/support/wait.ts';
+import { startWebhookReceiver } from '../test/support/webhook-receiver.ts';
+import { connect } from 'nats';
+import { STREAMS } from '../core/subjects.ts';
+
+const SECRET = 'test-secret-0123456789';
+
+/** A pino logger whose JSON lines the test can read. */
+function capturingLog() {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), lines };
+}
+
+type Body = { id: string; status: string; fingerprint: string; deviceId: string; message: string };
+
+describe('alerting end to end', () => {
+  it('delivers exactly one firing and one resolved notification for a signal oscillating around the threshold, and records both in InfluxDB', async () => {
+    await using nats = await startNatsServer();
+    await using influx = await startInfluxServer();
+    const db = uniqueName('alerts');
+    await influx.createDatabase(db);
+    await using dir = await tempDir();
+    await using receiver = await startWebhookReceiver(SECRET);
+    const rules = await dir.write(
+      'rules.yaml',
+      'rules:\n  - { id: hot, kind: threshold, metric: temperature, above: 30, clear: 25, for: 5s, severity: critical }\n',
+    );
+    await using _alerting = await startAlerting(nats, rules);
+    await using _dispatcher = await startDispatcher(nats, await dir.write('hooks.yaml', endpointsYaml(receiver.url, SECRET)), {
+      HISTORY_ENABLED: 'true',
+      INFLUX_URL: influx.url,
+      INFLUX_BUCKET: db,
+    });
+    const nc = await connect({ servers: nats.url });
+    const js = nc.jetstream();
+    const t0 = Date.now() - 3_600_000;
+    const signal = [31, 29, 31, 29, 31, 29, 31, 28, 27, 29, 31, 26, 29, 24, 26, 24, 22, 22];
+    await publishReadings(
+      js,
+      'osc-1',
+      signal.map((v, i) => ({ ts: t0 + i * 1000, metrics: { temperature: v } })),
+    );
+    const bodies = await waitFor(
+      () => receiver.accepted() as Body[],
+      (b) => b.some((x) => x.status === 'resolved'),
+      { what: 'the resolved notification' },
+    );
+    expect(bodies.map((b) => b.id)).toEqual(['hot/osc-1#1:firing:0', 'hot/osc-1#1:resolved:0']);
+    expect(receiver.requests.every((r) => r.verdict === 'accepted')).toBe(true);
+    const stream = await (await nc.jetstreamManager()).streams.info(STREAMS.alerts);
+    expect(stream.state.messages).toBe(2);
+
+    const history = await waitFor(
+      async () => rows((await influxql({ url: influx.url, db }, `SELECT * FROM alerts WHERE device = 'osc-1'`))[0] ?? []),
+      (r) => r.length === 2,
+      { what: 'two alert history points' },
+    );
+    expect(history.map((r) => [r.state, r.rule, r.severity, r.value, r.threshold])).toEqual([
+      // Fires 5 s (device time) after first crossing 30, on a 29: hysteresis keeps the condition until <= 25.
+      ['firing', 'hot', 'critical', 29, 30],
+      ['resolved', 'hot', 'critical', 24, 30],
+    ]);
+    await nc.close();
+  });
+
+  it('fires silence on the timer with no further data, and an offline device that also goes silent is one alert', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    await using receiver = await startWebhookReceiver(SECRET);
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: quiet, kind: silence, after: 1s }\n');
+    await using alerting = await startAlerting(nats, rules, { TICK_MS: '100' });
+    await using _dispatcher = await startDispatcher(nats, await dir.write('hooks.yaml', endpointsYaml(receiver.url, SECRET)));
+    const nc = await connect({ servers: nats.url });
+    const js = nc.jetstream();
+
+    await publishReadings(js, 'silent-1', [{ ts: Date.now(), metrics: { t: 1 } }]);
+    // Bound: the 1 s interval plus tick, flush and delivery; nothing else is published for this device.
+    await waitFor(
+      () => (receiver.accepted() as Body[]).filter((b) => b.deviceId === 'silent-1'),
+      (b) => b.length === 1,
+      { what: 'silence firing', timeoutMs: 5000, intervalMs: 50 },
+    );
+
+    await publishReadings(js, 'down-1', [{ ts: Date.now(), metrics: { t: 1 } }]);
+    await publishStatus(js, 'down-1', 'offline');
+    const firing = await waitFor(
+      () => (receiver.accepted() as Body[]).filter((b) => b.deviceId === 'down-1'),
+      (b) => b.length >= 1,
+      { what: 'offline firing' },
+    );
+    expect(firing[0]!.message).toBe('down-1 went offline');
+    // Stay down until the engine itself sees the device silent for longer than the silence interval
+    // (so the silence check has run against an already firing alert), then come back and send data.
+    await waitFor(
+      () => alerting.engine.state('quiet/down-1')?.value ?? 0,
+      (silentSec) => silentSec > 1.5,
+      { what: 'the outage to outlast the silence interval' },
+    );
+    await publishStatus(js, 'down-1', 'online');
+    await publishReadings(js, 'down-1', [{ ts: Date.now(), metrics: { t: 1 } }]);
+    const all = await waitFor(
+      () => (receiver.accepted() as Body[]).filter((b) => b.deviceId === 'down-1'),
+      (b) => b.some((x) => x.status === 'resolved'),
+      { what: 'down-1 resolved' },
+    );
+    expect(all.map((b) => b.id)).toEqual(['quiet/down-1#1:firing:0', 'quiet/down-1#1:resolved:0']);
+    await nc.close();
+  });
+
+  it('retries through a 500, a timeout and a 429 with Retry-After, then delivers exactly once per idempotency key, logging every attempt', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    await using receiver = await startWebhookReceiver(SECRET, [500, 'timeout', { status: 429, retryAfter: '1' }]);
+    const { log, lines } = capturingLog();
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30 }\n');
+    await using _alerting = await startAlerting(nats, rules);
+    await using _dispatcher = await startDispatcher(nats, await dir.write('hooks.yaml', endpointsYaml(receiver.url, SECRET)), {}, log);
+    const nc = await connect({ servers: nats.url });
+    await publishReadings(nc.jetstream(), 'retry-1', [{ ts: Date.now(), metrics: { t: 35 } }]);
+    await waitFor(
+      () => receiver.accepted().length,
+      (n) => n === 1,
+      { what: 'the delivery' },
+    );
+    const attempts = receiver.requests.filter((r) => r.key === 'hot/retry-1#1:firing:0');
+    expect(attempts.map((r) => [r.attempt, r.verdict, r.status])).toEqual([
+      [1, 'failed', 500],
+      [2, 'failed', 0],
+      [3, 'failed', 429],
+      [4, 'accepted', 200],
+    ]);
+    // Retry-After: 1 means the 4th attempt came at least a second after the 429.
+    expect(attempts[3]!.at - attempts[2]!.at).toBeGreaterThanOrEqual(1000);
+    const logged = lines.filter((l) => l.id === 'hot/retry-1#1:firing:0' && typeof l.attempt === 'number');
+    expect(logged.map((l) => [l.attempt, l.status ?? l.error])).toEqual([
+      [1, 500],
+      [2, 'timeout after 500 ms'],
+      [3, 429],
+      [4, 200],
+    ]);
+    expect(logged.every((l) => typeof l.latencyMs === 'number')).toBe(true);
+    await nc.close();
+  });
+
+  it('keeps the old rules active when a reloaded rules file is broken', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30 }\n');
+    await using alerting = await startAlerting(nats, rules);
+    await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30, clear: 40 }\n  - { id: "no good", kind: nope }\n');
+    const result = await alerting.reloadRules();
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.error).toMatch(/rules.0.clear: must be <= above.*\n.*rules.1/s);
+    expect(alerting.engine.rules.map((r) => r.id)).toEqual(['hot']);
+    expect((await alerting.metrics.rulesReloads.get()).values.find((v) => v.labels.outcome === 'error')?.value).toBe(1);
+    const nc = await connect({ servers: nats.url });
+    await publishReadings(nc.jetstream(), 'reload-1', [{ ts: Date.now(), metrics: { t: 35 } }]);
+    await waitFor(
+      () => alerting.engine.state('hot/reload-1')?.phase,
+      (p) => p === 'firing',
+      { what: 'the old rule to fire' },
+    );
+    await nc.close();
+  });
+
+  it('refuses to start with an invalid rules file, listing every problem', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: a, kind: threshold, metric: t }\n  - { id: b, kind: silence }\n');
+    await expect(startAlerting(nats, rules)).rejects.toThrow(/2 problem\(s\):\n.*rules.0.above.*\n.*rules.1.after/);
+  });
+
+  it('acknowledges alerts and manages silences through the HTTP API', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30, repeatInterval: 1h }\n');
+    await using alerting = await startAlerting(nats, rules);
+    const api = `http://127.0.0.1:${alerting.apiPort}/api`;
+    const nc = await connect({ servers: nats.url });
+    await publishReadings(nc.jetstream(), 'api-1', [{ ts: Date.now(), metrics: { t: 35 } }]);
+    await waitFor(
+      async () => (await (await fetch(`${api}/alerts`)).json()) as { deviceId: string; phase: string }[],
+      (a) => a.some((x) => x.deviceId === 'api-1' && x.phase === 'firing'),
+      { what: 'the alert in the API' },
+    );
+    const ack = await fetch(`${api}/alerts/hot/api-1/ack`, { method: 'POST', body: JSON.stringify({ by: 'ops', comment: 'looking' }) });
+    expect(ack.status).toBe(200);
+    expect(alerting.engine.state('hot/api-1')?.ack).toMatchObject({ by: 'ops', comment: 'looking' });
+    expect((await fetch(`${api}/alerts/hot/nope/ack`, { method: 'POST' })).status).toBe(404);
+
+    const bad = await fetch(`${api}/silences`, { method: 'POST', body: JSON.stringify({ durationMs: -5 }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/durationMs/);
+    const created = await fetch(`${api}/silences`, {
+      method: 'POST',
+      body: JSON.stringify({ ruleId: 'hot', deviceId: 'api-*', durationMs: 60_000, comment: 'maintenance' }),
+    });
+    expect(created.status).toBe(201);
+    const silence = (await created.json()) as { id: string };
+    expect(((await (await fetch(`${api}/silences`)).json()) as { id: string }[]).map((s) => s.id)).toEqual([silence.id]);
+    expect((await fetch(`${api}/silences/${silence.id}`, { method: 'DELETE' })).status).toBe(200);
+    expect(await (await fetch(`${api}/silences`)).json()).toEqual([]);
+    await nc.close();
+  });
+});
