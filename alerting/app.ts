@@ -86,12 +86,11 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   await ensureConsumer(jsm, STREAMS.deviceStatus, subjects.deviceStatusAll, DeliverPolicy.LastPerSubject, config);
   const js = nc.jetstream();
   const store = await StateStore.open(js, config.STATE_BUCKET, log);
-  const engine = new AlertEngine([], { now });
+  const engine = new AlertEngine(loaded.rules, { now });
   const stored = await store.load();
-  engine.restore(stored.states);
+  const dropped = engine.restore(stored.states);
   for (const s of stored.silences) engine.silences.put(s);
-  engine.setRules(loaded.rules);
-  log.info({ rules: loaded.rules.length, states: stored.states.length, silences: stored.silences.length }, 'alert state restored');
+  log.info({ rules: loaded.rules.length, states: stored.states.length - dropped, dropped, silences: stored.silences.length }, 'alert state restored');
 
   const setRuleMetrics = (): void => {
     metrics.rulesLoaded.reset();

@@ -223,3 +223,22 @@ describe('notifications', () => {
     expect(out.deleted).toEqual(['hot/d1']);
   });
 });
+
+describe('restore', () => {
+  it('keeps restored firing alerts of known rules and does not fire them again', () => {
+    const rules = parseRules('rules: [{ id: hot, kind: threshold, metric: t, above: 30 }]');
+    const c = clock();
+    const first = new AlertEngine(rules, c);
+    first.onTelemetry(reading('d1', 1000, { t: 31 }));
+    first.onTelemetry(reading('d2', 1000, { t: 31 }));
+    const saved = structuredClone(first.take().dirty);
+    const second = new AlertEngine(rules, c);
+    expect(second.restore(saved)).toBe(0);
+    second.onTelemetry(reading('d1', 2000, { t: 35 }));
+    second.onTelemetry(reading('d2', 2000, { t: 20 }));
+    expect(second.take().transitions.map((t) => t.id)).toEqual(['hot/d2#1:resolved:0']);
+    const third = new AlertEngine(parseRules('rules: []'), c);
+    expect(third.restore(saved)).toBe(2);
+    expect(third.take().deleted).toEqual(['hot/d1', 'hot/d2']);
+  });
+});

@@ -65,10 +65,9 @@ export class AlertEngine {
     const previous = this.#byId;
     this.#byId = new Map(this.#rules.map((c) => [c.rule.id, c]));
     for (const [fp, st] of this.#states) {
-      const now = this.#byId.get(st.ruleId);
-      if (now && now.rule.kind === previous.get(st.ruleId)?.rule.kind) continue;
-      if (now === undefined && !previous.has(st.ruleId)) continue; // restored state of an unknown rule: keep until rules say otherwise
+      const next = this.#byId.get(st.ruleId);
       const old = previous.get(st.ruleId);
+      if (next && (old === undefined || old.rule.kind === next.rule.kind)) continue;
       if (st.phase === 'firing' && old) this.#resolve(old.rule, st, this.#now(), 'rule removed or changed kind');
       this.#states.delete(fp);
       this.#dirty.delete(fp);
@@ -76,9 +75,23 @@ export class AlertEngine {
     }
   }
 
-  /** Loads persisted states (at start-up, before any input). */
-  restore(states: Iterable<AlertState>): void {
-    for (const st of states) this.#states.set(fingerprintOf(st.ruleId, st.deviceId), st);
+  /**
+   * Loads persisted states (at start-up, after the rules, before any input). States of rules no longer in
+   * the file are dropped (and deleted from storage on the next flush): their rule is gone, so is their alert.
+   * @returns how many states were dropped.
+   */
+  restore(states: Iterable<AlertState>): number {
+    let dropped = 0;
+    for (const st of states) {
+      const fp = fingerprintOf(st.ruleId, st.deviceId);
+      if (this.#byId.has(st.ruleId)) {
+        this.#states.set(fp, st);
+      } else {
+        dropped++;
+        this.#deleted.add(fp);
+      }
+    }
+    return dropped;
   }
 
   state(fingerprint: string): AlertState | undefined {
