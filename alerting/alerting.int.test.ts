@@ -8,6 +8,7 @@ import { waitFor } from '../test/support/wait.ts';
 import { startWebhookReceiver } from '../test/support/webhook-receiver.ts';
 import { connect } from 'nats';
 import { STREAMS } from '../core/subjects.ts';
+import { sign } from './webhooks/signature.ts';
 
 const SECRET = 'test-secret-0123456789';
 
@@ -152,6 +153,19 @@ describe('alerting end to end', () => {
     ]);
     expect(logged.every((l) => typeof l.latencyMs === 'number')).toBe(true);
     await nc.close();
+  });
+
+  it('has the receiver reject a tampered body and a replayed old timestamp (README verification procedure)', async () => {
+    await using receiver = await startWebhookReceiver(SECRET);
+    const body = JSON.stringify({ id: 'hot/d1#1:firing:0', status: 'firing' });
+    const now = Math.floor(Date.now() / 1000);
+    const post = (b: string, ts: number, signature: string) =>
+      fetch(receiver.url, { method: 'POST', headers: { 'x-timestamp': String(ts), 'x-signature': signature, 'idempotency-key': 'k1' }, body: b });
+    expect((await post(body, now, sign(SECRET, now, body))).status).toBe(200);
+    expect((await post(body.replace('firing', 'resolved'), now, sign(SECRET, now, body))).status).toBe(401);
+    const old = now - 3600;
+    expect((await post(body, old, sign(SECRET, old, body))).status).toBe(401);
+    expect(receiver.requests.map((r) => r.reason ?? r.verdict)).toEqual(['accepted', 'bad signature', 'stale timestamp']);
   });
 
   it('keeps the old rules active when a reloaded rules file is broken', async () => {
