@@ -1,20 +1,27 @@
 /**
- * Alerting: durable consumers `alerting` on TELEMETRY and DEVICE_STATUS feed the rule engine; every
- * transition is published to ALERTS (the outbox, deterministic `Nats-Msg-Id`), then the changed alert
- * states are written to NATS KV, then the input messages are acked. A crash at any point therefore
- * either replays input against the old state (re-deriving the same transition ids, which JetStream and
- * the webhook receivers' idempotency keys deduplicate) or finds the new state and skips readings it has
- * already evaluated: a restart neither forgets a firing alert nor fires it again.
+ * Alerting: durable consumers `alerting` on TELEMETRY and DEVICE_STATUS feed the rule engine. After each
+ * batch, every transition is published to ALERTS (the outbox, deterministic `Nats-Msg-Id`), then the alert
+ * states whose lifecycle changed (phase, condition, ack, notification) are written to NATS KV, then the
+ * input messages are acked. A crash at any point therefore either replays input against the old state
+ * (re-deriving the same transition ids, which JetStream's dedup window and the webhook receivers'
+ * idempotency keys absorb) or finds the new state and skips readings it already evaluated: a restart neither
+ * forgets a firing alert nor fires it again.
  *
- * Engine work (input batches, the timer, API calls, rule reloads) runs one at a time on a serial chain,
- * so the state written to KV is always a consistent snapshot. One instance owns the state (see README).
+ * Evaluator memory that changes with every reading (EWMA, rate windows, last seen) is written by a periodic
+ * checkpoint (CHECKPOINT_MS) instead: writing 50 rules x 1,000 devices of it per batch would cap the service
+ * at the speed of KV puts. A crash loses at most CHECKPOINT_MS of that memory (an anomaly baseline a few
+ * seconds older, a shorter rate window), never an alert transition; a graceful stop writes it all.
+ *
+ * Engine work (input batches, the timer, API calls, rule reloads, checkpoint chunks) runs one at a time on
+ * a serial chain, so KV writes land in the order the states changed. One instance owns the state (README).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamManager, type JsMsg } from 'nats';
+import { AckPolicy, DeliverPolicy, type JetStreamManager, type JsMsg } from 'nats';
+import { consumeInBatches, type BatchConsumer } from '../core/consume-batches.ts';
 import { publishDeadLetter } from '../core/deadletter.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
@@ -194,30 +201,17 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
     metrics.messages.inc({ stream, outcome: 'acked' }, good.length);
   };
 
-  const consumeLoop = (stream: string, messages: ConsumerMessages): Promise<void> =>
-    (async () => {
-      let buf: JsMsg[] = [];
-      for await (const m of messages) {
-        buf.push(m);
-        // Adaptive batching as in processors: flush when nothing more is queued locally, or the batch is full.
-        if (buf.length >= config.FETCH_MAX_MESSAGES || messages.getPending() <= 1) {
-          const batch = buf;
-          buf = [];
-          try {
-            await serial(() => handle(stream, batch));
-          } catch (err) {
-            log.error({ err, stream }, 'batch handling failed; messages will be redelivered');
-            for (const msg of batch) msg.nak(config.RETRY_MIN_MS);
-          }
-        }
-      }
-    })();
-
-  const consumers = await Promise.all([
-    js.consumers.get(STREAMS.telemetry, CONSUMERS.alerting).then((c) => c.consume({ max_messages: config.FETCH_MAX_MESSAGES * 2 })),
-    js.consumers.get(STREAMS.deviceStatus, CONSUMERS.alerting).then((c) => c.consume({ max_messages: config.FETCH_MAX_MESSAGES * 2 })),
-  ]);
-  const loops = [consumeLoop(STREAMS.telemetry, consumers[0]), consumeLoop(STREAMS.deviceStatus, consumers[1])];
+  const consume = async (stream: string): Promise<BatchConsumer> =>
+    consumeInBatches(
+      await js.consumers.get(stream, CONSUMERS.alerting),
+      { maxMessages: config.FETCH_MAX_MESSAGES * 2, batchMax: config.FETCH_MAX_MESSAGES },
+      (batch) => serial(() => handle(stream, batch)),
+      (err, batch) => {
+        log.error({ err, stream }, 'batch handling failed; messages will be redelivered');
+        for (const msg of batch) msg.nak(config.RETRY_MIN_MS);
+      },
+    );
+  const consumers = [await consume(STREAMS.telemetry), await consume(STREAMS.deviceStatus)];
 
   // --- timer: silence checks, repeats, expired silences ---
   let ticking = false;
@@ -234,6 +228,31 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
       .catch((err: unknown) => log.error({ err }, 'timer evaluation failed'))
       .finally(() => (ticking = false));
   }, config.TICK_MS);
+
+  // --- checkpoint: evaluator memory to KV, in chunks on the serial chain (so a chunk never overwrites a newer
+  // transition write), leaving room for input batches between chunks ---
+  const CHUNK = 2048;
+  let checkpointing: Promise<void> | undefined;
+  const checkpoint = (): Promise<void> =>
+    (checkpointing ??= (async () => {
+      const fps = engine.takeTouched();
+      for (let i = 0; i < fps.length; i += CHUNK) {
+        const chunk = fps.slice(i, i + CHUNK);
+        await serial(async () => {
+          const states = chunk.flatMap((fp) => engine.state(fp) ?? []);
+          try {
+            await store.putStates(states);
+          } catch (err) {
+            engine.retouch(chunk);
+            metrics.flushErrors.inc();
+            log.warn({ err, states: states.length }, 'checkpoint write failed: will retry on the next one');
+          }
+        });
+      }
+    })().finally(() => (checkpointing = undefined)));
+  const checkpointTimer = setInterval(() => {
+    if (!stopping) void checkpoint();
+  }, config.CHECKPOINT_MS);
 
   // --- rules reload: SIGHUP (main.ts), file change, or the API ---
   const reloadRules = (): Promise<{ ok: true; rules: number } | { ok: false; error: string }> =>
@@ -316,9 +335,9 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   } catch (err) {
     closed = true;
     clearInterval(timer);
+    clearInterval(checkpointTimer);
     watcher?.close();
     for (const c of consumers) await c.close();
-    await Promise.all(loops);
     await nc.close();
     throw err;
   }
@@ -329,11 +348,13 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
     (closing ??= (async () => {
       stopping = true;
       clearInterval(timer);
+      clearInterval(checkpointTimer);
       clearTimeout(debounce);
       watcher?.close();
       for (const c of consumers) await c.close();
-      await Promise.all(loops);
       await chain;
+      await checkpointing;
+      await checkpoint(); // a graceful stop keeps all evaluator memory
       closed = true;
       await api.close();
       await nc.drain();

@@ -9,6 +9,9 @@ export const AlertingConfig = z.object({
   RULES_FILE: env.str('alerting/rules.yaml').describe('rules file (YAML or JSON); see README "Alert rules"'),
   RULES_WATCH: env.bool(true).describe('reload the rules file when it changes (SIGHUP always reloads)'),
   STATE_BUCKET: env.str('alerting_state').describe('NATS KV bucket holding alert state and silences'),
+  CHECKPOINT_MS: env
+    .int(5000, 10)
+    .describe('evaluator memory (EWMA, rate windows, last seen) is written to KV this often, ms; alert transitions are written before the ack'),
   TICK_MS: env.int(1000, 10).describe('silence checks and repeat notifications run this often, ms'),
   DELIVER_FROM: z.enum(['new', 'all']).default('new').describe('where a newly created consumer starts in TELEMETRY: only new readings, or the whole stream'),
   FETCH_MAX_MESSAGES: env.int(64, 1).describe('JetStream messages evaluated before one state flush, at most'),

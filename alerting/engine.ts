@@ -43,7 +43,10 @@ export class AlertEngine {
   #rules: CompiledRule[] = [];
   #byId = new Map<string, CompiledRule>();
   readonly #states = new Map<string, AlertState>();
+  /** Changed in a way that must be durable before the input is acked: phase, condition, ack, notifications. */
   #dirty = new Set<string>();
+  /** Changed at all (evaluator memory: EWMA, rate window, last seen); written by periodic checkpoints. */
+  #touched = new Set<string>();
   #deleted = new Set<string>();
   #out: AlertTransition[] = [];
   /** Rule evaluations (one rule applied to one reading or status event, or one timer check). */
@@ -71,6 +74,7 @@ export class AlertEngine {
       if (st.phase === 'firing' && old) this.#resolve(old.rule, st, this.#now(), 'rule removed or changed kind');
       this.#states.delete(fp);
       this.#dirty.delete(fp);
+      this.#touched.delete(fp);
       this.#deleted.add(fp);
     }
   }
@@ -113,10 +117,23 @@ export class AlertEngine {
       dirty: [...this.#dirty].flatMap((fp) => this.#states.get(fp) ?? []),
       deleted: [...this.#deleted],
     };
+    for (const fp of this.#dirty) this.#touched.delete(fp);
     this.#out = [];
     this.#dirty = new Set();
     this.#deleted = new Set();
     return out;
+  }
+
+  /** Fingerprints changed since they were last returned by take() or takeTouched(): the checkpoint's work. */
+  takeTouched(): string[] {
+    const out = [...this.#touched];
+    this.#touched = new Set();
+    return out;
+  }
+
+  /** Puts fingerprints back for the next checkpoint (after a failed write). */
+  retouch(fingerprints: Iterable<string>): void {
+    for (const fp of fingerprints) if (this.#states.has(fp)) this.#touched.add(fp);
   }
 
   #get(ruleId: string, deviceId: string): AlertState {
@@ -126,7 +143,7 @@ export class AlertEngine {
       st = newState(ruleId, deviceId);
       this.#states.set(fp, st);
     }
-    this.#dirty.add(fp);
+    this.#touched.add(fp);
     return st;
   }
 
@@ -161,9 +178,8 @@ export class AlertEngine {
         signal = stepAnomaly((st.ewma ??= newEwma()), value, rule.alpha, rule.warmup);
         active = signal === undefined ? false : nextActive({ above: rule.k, clear: rule.clearK }, signal, st.active);
       }
-      st.active = active;
       if (signal !== undefined) st.value = signal;
-      this.#advance(rule, st, e.ts, rule.for);
+      this.#advance(rule, st, active, e.ts, rule.for);
     }
   }
 
@@ -191,9 +207,7 @@ export class AlertEngine {
       const { rule } = c;
       if (rule.kind === 'silence' && st.seen) {
         this.evaluations++;
-        const before = st.phase;
         this.#evalSilence(rule, st, now);
-        if (st.phase !== before) this.#dirty.add(fingerprintOf(st.ruleId, st.deviceId));
       }
       if (st.phase !== 'firing' || st.ack) continue;
       const labels = this.#labels(rule, st);
@@ -227,14 +241,22 @@ export class AlertEngine {
     const offline = rule.offline && seen.offlineAt !== undefined && seen.offlineAt > heard && seen.offlineAt > (seen.onlineAt ?? -Infinity);
     const silentFor = seen.lastSeen === undefined ? 0 : now - seen.lastSeen;
     const silent = seen.lastSeen !== undefined && silentFor >= rule.after;
-    st.active = offline || silent;
+    const active = offline || silent;
     st.value = Math.max(0, silentFor) / 1000;
     // The alert starts when the outage started (deterministic, not when the timer noticed it).
     const start = offline ? seen.offlineAt! : silent ? seen.lastSeen! + rule.after : at;
-    this.#advance(rule, st, st.active ? start : at, 0);
+    this.#advance(rule, st, active, active ? start : at, 0);
   }
 
-  #advance(rule: ResolvedRule, st: AlertState, at: number, forMs: number): void {
+  #advance(rule: ResolvedRule, st: AlertState, active: boolean, at: number, forMs: number): void {
+    const { phase } = st;
+    const wasActive = st.active;
+    st.active = active;
+    this.#step(rule, st, at, forMs);
+    if (st.phase !== phase || st.active !== wasActive) this.#dirty.add(fingerprintOf(st.ruleId, st.deviceId));
+  }
+
+  #step(rule: ResolvedRule, st: AlertState, at: number, forMs: number): void {
     if (st.active) {
       if (st.phase === 'inactive') {
         st.phase = 'pending';

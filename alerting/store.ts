@@ -8,7 +8,8 @@ import { formatZodError } from '../core/validation.ts';
 import { Silence } from './silences.ts';
 import { AlertState, kvKeyOf } from './state.ts';
 
-const PARALLEL = 256;
+/** KV puts in flight at once (each is a JetStream publish awaiting its ack). */
+const PARALLEL = 1024;
 
 export class StateStore {
   private constructor(

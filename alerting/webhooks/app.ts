@@ -11,6 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamManager, type JsMsg } from 'nats';
+import { consumeInBatches } from '../../core/consume-batches.ts';
 import { publishDeadLetter } from '../../core/deadletter.ts';
 import type { Logger } from '../../core/logger.ts';
 import { createRegistry } from '../../core/metrics.ts';
@@ -199,50 +200,49 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
       })
     : undefined;
   let historyFailures = 0;
-  const historyLoop = (messages: ConsumerMessages): Promise<void> =>
-    (async () => {
-      let buf: JsMsg[] = [];
-      for await (const m of messages) {
-        buf.push(m);
-        if (buf.length < 500 && messages.getPending() > 1) continue;
-        const batch = buf;
-        buf = [];
-        const good: { m: JsMsg; t: AlertTransition }[] = [];
-        try {
-          for (const x of batch) {
-            const t = await parse(x, CONSUMERS.alertHistory);
-            if (t) good.push({ m: x, t });
-          }
-          if (good.length) await writer!.write(good.map((g) => g.t));
-          historyFailures = 0;
-          for (const g of good) g.m.ack();
-          metrics.historyPoints.inc(good.length);
-          metrics.messages.inc({ consumer: CONSUMERS.alertHistory, outcome: 'acked' }, good.length);
-        } catch (err) {
-          historyFailures++;
-          metrics.historyErrors.inc();
-          const delay = Math.min(config.RETRY_MAX_MS, config.RETRY_MIN_MS * 2 ** Math.min(historyFailures - 1, 16));
-          log.warn({ err, messages: good.length, delayMs: delay }, 'alert history write failed: nak, will retry');
-          for (const g of good) g.m.nak(delay);
-          metrics.messages.inc({ consumer: CONSUMERS.alertHistory, outcome: 'nakked' }, good.length);
-        }
-      }
-    })();
+  const writeHistory = async (batch: JsMsg[]): Promise<void> => {
+    const good: { m: JsMsg; t: AlertTransition }[] = [];
+    for (const x of batch) {
+      const t = await parse(x, CONSUMERS.alertHistory);
+      if (t) good.push({ m: x, t });
+    }
+    try {
+      if (good.length) await writer!.write(good.map((g) => g.t));
+    } catch (err) {
+      historyFailures++;
+      metrics.historyErrors.inc();
+      const delay = Math.min(config.RETRY_MAX_MS, config.RETRY_MIN_MS * 2 ** Math.min(historyFailures - 1, 16));
+      log.warn({ err, messages: good.length, delayMs: delay }, 'alert history write failed: nak, will retry');
+      for (const g of good) g.m.nak(delay);
+      metrics.messages.inc({ consumer: CONSUMERS.alertHistory, outcome: 'nakked' }, good.length);
+      return;
+    }
+    historyFailures = 0;
+    for (const g of good) g.m.ack();
+    metrics.historyPoints.inc(good.length);
+    metrics.messages.inc({ consumer: CONSUMERS.alertHistory, outcome: 'acked' }, good.length);
+  };
 
   const webhookMessages = await (await js.consumers.get(STREAMS.alerts, CONSUMERS.webhooks)).consume({ max_messages: config.MAX_IN_FLIGHT });
   const loops = [webhookLoop(webhookMessages)];
-  let historyMessages: ConsumerMessages | undefined;
-  if (writer) {
-    historyMessages = await (await js.consumers.get(STREAMS.alerts, CONSUMERS.alertHistory)).consume({ max_messages: 1000 });
-    loops.push(historyLoop(historyMessages));
-  }
+  const history = writer
+    ? await consumeInBatches(
+        await js.consumers.get(STREAMS.alerts, CONSUMERS.alertHistory),
+        { maxMessages: 1000, batchMax: 500 },
+        writeHistory,
+        (err, batch) => {
+          log.error({ err }, 'alert history batch failed; messages will be redelivered');
+          for (const m of batch) m.nak(config.RETRY_MIN_MS);
+        },
+      )
+    : undefined;
 
   let ops: OpsServer;
   try {
     ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && !closing.signal.aborted, log });
   } catch (err) {
     await webhookMessages.close();
-    await historyMessages?.close();
+    await history?.close();
     await nc.close();
     throw err;
   }
@@ -252,7 +252,7 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
   const close = (): Promise<void> =>
     (closed ??= (async () => {
       await webhookMessages.close();
-      await historyMessages?.close();
+      await history?.close();
       closing.abort();
       await Promise.all(loops);
       await Promise.allSettled([...inflight]);
