@@ -16,7 +16,7 @@ import { TelemetryBatch } from '../core/schemas.ts';
 import { CONSUMERS, STREAMS, subjects } from '../core/subjects.ts';
 import { formatZodError } from '../core/validation.ts';
 import type { ProcessorConfig } from './config.ts';
-import { InfluxWriter, isPermanentWriteError } from './influx-writer.ts';
+import { InfluxWriter, isPermanentWriteError, routeInfluxClientLogs } from './influx-writer.ts';
 import { telemetryLine, TELEMETRY_MEASUREMENT } from './line-protocol.ts';
 import { createProcessorMetrics, type ProcessorMetrics } from './metrics.ts';
 
@@ -60,6 +60,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
   await ensureConsumer(jsm, config);
   const js = nc.jetstream();
+  routeInfluxClientLogs(log);
   const writer = new InfluxWriter({
     url: config.INFLUX_URL,
     token: config.INFLUX_TOKEN,
