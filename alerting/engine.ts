@@ -175,7 +175,7 @@ export class AlertEngine {
         signal = stepRate((st.rate ??= []), e.ts, value, rule.window, rule.per);
         active = signal === undefined ? st.active : nextActive(rule, signal, st.active);
       } else {
-        signal = stepAnomaly((st.ewma ??= newEwma()), value, rule.alpha, rule.warmup);
+        signal = stepAnomaly((st.ewma ??= newEwma()), value, rule.alpha, rule.warmup, rule.varianceAlpha);
         active = signal === undefined ? false : nextActive({ above: rule.k, clear: rule.clearK }, signal, st.active);
       }
       if (signal !== undefined) st.value = signal;

@@ -1,7 +1,8 @@
 /**
  * Anomaly score against an exponentially weighted moving average and variance (West 1979 / Finch 2009,
  * "Incremental calculation of weighted mean and variance"): z = |x - mean| / sd, computed before x
- * is folded in. During warm-up the weight is max(alpha, 1/n), i.e. a plain running mean, so the
+ * is folded in. A smaller `varianceAlpha` than `alpha` lets the mean follow a trend while the spread
+ * stays a long-run estimate (fewer false alarms from a briefly calm stretch). During warm-up the weight is max(alpha, 1/n), i.e. a plain running mean, so the
  * estimate settles after `warmup` readings instead of drifting up from the first one.
  */
 export interface EwmaState {
@@ -15,7 +16,7 @@ export function newEwma(): EwmaState {
 }
 
 /** Returns the z-score of `value`, or undefined while warming up. Mutates `s`. */
-export function stepAnomaly(s: EwmaState, value: number, alpha: number, warmup: number): number | undefined {
+export function stepAnomaly(s: EwmaState, value: number, alpha: number, warmup: number, varianceAlpha = alpha): number | undefined {
   let z: number | undefined;
   if (s.n >= warmup) {
     // A perfectly flat history has sd 0; a floor keeps z finite (and huge) for any change.
@@ -24,9 +25,9 @@ export function stepAnomaly(s: EwmaState, value: number, alpha: number, warmup: 
   }
   s.n++;
   const w = Math.max(alpha, 1 / s.n);
+  const wv = Math.max(varianceAlpha, 1 / s.n);
   const diff = value - s.mean;
-  const incr = w * diff;
-  s.mean += incr;
-  s.variance = (1 - w) * (s.variance + diff * incr);
+  s.mean += w * diff;
+  s.variance = (1 - wv) * (s.variance + wv * diff * diff);
   return z;
 }

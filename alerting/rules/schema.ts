@@ -67,11 +67,13 @@ const Anomaly = z.strictObject({
   kind: z.literal('anomaly'),
   metric: z.string().min(1),
   /** Fire when |value - EWMA| > k standard deviations (EWMA variance). */
-  k: z.number().positive().default(4),
+  k: z.number().positive().default(6),
   /** Clear when back within clearK standard deviations (default k). */
   clearK: z.number().positive().optional(),
   /** EWMA smoothing factor: weight of the newest reading. */
   alpha: z.number().gt(0).lt(1).default(0.05),
+  /** Smoothing factor of the variance (default alpha); smaller = steadier spread estimate. */
+  varianceAlpha: z.number().gt(0).lt(1).optional(),
   /** Readings to learn from before the rule may fire. */
   warmup: z.number().int().min(2).default(30),
   for: Duration.default(0),
