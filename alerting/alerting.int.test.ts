@@ -7,6 +7,7 @@ import { startInfluxServer, startNatsServer, uniqueName } from '../test/support/
 import { waitFor } from '../test/support/wait.ts';
 import { startWebhookReceiver } from '../test/support/webhook-receiver.ts';
 import { connect } from 'nats';
+import type { DeadLetter } from '../core/schemas.ts';
 import { STREAMS } from '../core/subjects.ts';
 import { sign } from './webhooks/signature.ts';
 
@@ -153,6 +154,52 @@ describe('alerting end to end', () => {
     ]);
     expect(logged.every((l) => typeof l.latencyMs === 'number')).toBe(true);
     await nc.close();
+  });
+
+  it('dead-letters a notification with its last error once it is older than the max age', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    await using receiver = await startWebhookReceiver(
+      SECRET,
+      Array.from({ length: 100 }, () => 503),
+    );
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30 }\n');
+    await using _alerting = await startAlerting(nats, rules);
+    const hooks = endpointsYaml(receiver.url, SECRET).replace('maxAge: 1m', 'maxAge: 1s');
+    await using dispatcher = await startDispatcher(nats, await dir.write('hooks.yaml', hooks));
+    const nc = await connect({ servers: nats.url });
+    await publishReadings(nc.jetstream(), 'dead-1', [{ ts: Date.now(), metrics: { t: 35 } }]);
+    const jsm = await nc.jetstreamManager();
+    await waitFor(
+      async () => (await jsm.streams.info(STREAMS.deadletter)).state.messages,
+      (n) => n === 1,
+      { what: 'the dead letter' },
+    );
+    const entry = JSON.parse((await jsm.streams.getMessage(STREAMS.deadletter, { seq: 1 })).string()) as DeadLetter;
+    expect(entry).toMatchObject({ stage: 'webhooks', code: 'webhook_expired' });
+    expect(entry.reason).toMatch(/^endpoint test: HTTP 503 after \d+ attempt\(s\)$/);
+    expect(JSON.parse(Buffer.from(entry.payload, 'base64').toString('utf8'))).toMatchObject({ id: 'hot/dead-1#1:firing:0' });
+    expect(receiver.requests.length).toBeGreaterThan(1);
+    expect((await dispatcher.metrics.notifications.get()).values).toMatchObject([{ labels: { endpoint: 'test', outcome: 'expired' }, value: 1 }]);
+    await nc.close();
+  });
+
+  it('reloads the rules when the file changes, and keeps them when the new file is broken', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30 }\n');
+    await using alerting = await startAlerting(nats, rules, { RULES_WATCH: 'true' });
+    await dir.write('rules.yaml', 'rules:\n  - { id: cold, kind: threshold, metric: t, below: 0 }\n');
+    await waitFor(
+      () => alerting.engine.rules.map((r) => r.id).join(),
+      (ids) => ids === 'cold',
+      { what: 'the new rules' },
+    );
+    const errors = async () => (await alerting.metrics.rulesReloads.get()).values.find((v) => v.labels.outcome === 'error')?.value ?? 0;
+    const before = await errors();
+    await dir.write('rules.yaml', 'rules: [ {');
+    await waitFor(errors, (n) => n > before, { what: 'the failed reload' });
+    expect(alerting.engine.rules.map((r) => r.id)).toEqual(['cold']);
   });
 
   it('has the receiver reject a tampered body and a replayed old timestamp (README verification procedure)', async () => {

@@ -49,3 +49,14 @@ rules:
     expect(() => parseRules('rules: [ {')).toThrow(/not valid YAML/);
   });
 });
+
+describe('shipped example files', () => {
+  it('alerting/rules.yaml and alerting/webhooks.example.yaml are valid', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { parseEndpoints } = await import('./webhooks/endpoints.ts');
+    const rules = parseRules(await readFile(new URL('./rules.yaml', import.meta.url), 'utf8'));
+    expect(rules.map((r) => r.kind)).toEqual(['threshold', 'rate', 'silence', 'anomaly']);
+    const endpoints = parseEndpoints(await readFile(new URL('./webhooks.example.yaml', import.meta.url), 'utf8'), { OPS_WEBHOOK_SECRET: 'x'.repeat(32) });
+    expect(endpoints.map((e) => e.name)).toEqual(['ops']);
+  });
+});

@@ -3,6 +3,7 @@ import type { AlertTransition } from '../../core/schemas.ts';
 import { backoffMs, isRetryableStatus, retryAfterMs } from './backoff.ts';
 import { alertmanagerBody, jsonBody } from './body.ts';
 import { parseEndpoints } from './endpoints.ts';
+import { Limiter } from './limiter.ts';
 import { sign, verify } from './signature.ts';
 
 const secret = 'whsec-0123456789abcdef';
@@ -107,3 +108,33 @@ describe('endpoints file', () => {
     expect(() => parseEndpoints('endpoints:\n  - { name: b, url: "http://x", secretEnv: NOPE }', {})).toThrow(/NOPE is not set/);
   });
 });
+
+describe('per-endpoint concurrency limit', () => {
+  it('never runs more than `limit` tasks at once and runs them all', async () => {
+    const limiter = new Limiter(2);
+    let active = 0;
+    let peak = 0;
+    const gates: (() => void)[] = [];
+    const tasks = Array.from({ length: 6 }, () =>
+      limiter.run(async () => {
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        active--;
+      }),
+    );
+    // Release tasks one by one as they start; the limiter must keep at most 2 waiting on a gate.
+    for (let released = 0; released < 6; released++) {
+      await waitUntil(() => gates.length > 0);
+      expect(active).toBeLessThanOrEqual(2);
+      gates.shift()!();
+    }
+    await Promise.all(tasks);
+    expect(peak).toBe(2);
+  });
+});
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await Promise.resolve();
+  if (!cond()) throw new Error('condition never became true');
+}
