@@ -72,7 +72,7 @@ async function endToEnd(): Promise<void> {
   await using nats = await startNatsServer();
   await using dir = await tempDir();
   const rulesFile = await dir.write('rules.yaml', rulesYaml());
-  await using alerting = await startAlerting(nats, rulesFile, { TICK_MS: '600000', FETCH_MAX_MESSAGES: '64' }, log);
+  const alerting = await startAlerting(nats, rulesFile, { TICK_MS: '600000', FETCH_MAX_MESSAGES: '64', CHECKPOINT_MS: '600000' }, log);
   const nc = await connect({ servers: nats.url });
   const js = nc.jetstream();
   const t0 = Date.now() - 3_600_000;
@@ -106,6 +106,13 @@ async function endToEnd(): Promise<void> {
   console.log(`end to end (nats-server, KV state, outbox): ${DEVICES * steps} readings in ${messages} messages`);
   console.log(
     `  ${evals} evaluations acked in ${ms.toFixed(0)} ms = ${Math.round(evals / (ms / 1000)).toLocaleString('en')} evaluations/s, ${Math.round((DEVICES * steps) / (ms / 1000)).toLocaleString('en')} readings/s`,
+  );
+  const states = alerting.engine.size;
+  const closeStart = performance.now();
+  await alerting.close(); // writes the checkpoint of every state
+  const closeMs = performance.now() - closeStart;
+  console.log(
+    `  graceful stop with a checkpoint of ${states} alert states to KV: ${closeMs.toFixed(0)} ms (${Math.round(states / (closeMs / 1000)).toLocaleString('en')} states/s)`,
   );
   await nc.close();
 }
@@ -141,7 +148,7 @@ async function latency(): Promise<void> {
     .map((r) => r.at - sentAt.get(r.key)!)
     .sort((a, b) => a - b);
   console.log(`notification latency (telemetry publish -> webhook accepted), ${lat.length} alerts at ~100/s:`);
-  console.log(`  p50 ${pct(lat, 50)} ms, p99 ${pct(lat, 99)} ms, max ${lat[lat.length - 1]} ms`);
+  console.log(`  p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms`);
   await nc.close();
 }
 
