@@ -4,8 +4,8 @@ import { commonConfig, env } from '../core/config.ts';
 /** Alerting (rule evaluation) configuration: env var name -> validated value (README "Configuration" lists these). */
 export const AlertingConfig = z.object({
   ...commonConfig,
-  HTTP_PORT: env.port(9103).describe('port of /healthz, /readyz, /metrics'),
-  API_PORT: env.port(9104).describe('port of the alert API (list, acknowledge, silence, reload rules)'),
+  HTTP_PORT: env.port(9104).describe('port of /healthz, /readyz, /metrics'),
+  API_PORT: env.port(9105).describe('port of the alert API (list, acknowledge, silence, reload rules)'),
   RULES_FILE: env.str('alerting/rules.yaml').describe('rules file (YAML or JSON); see README "Alert rules"'),
   RULES_WATCH: env.bool(true).describe('reload the rules file when it changes (SIGHUP always reloads)'),
   STATE_BUCKET: env.str('alerting_state').describe('NATS KV bucket holding alert state and silences'),

@@ -4,7 +4,7 @@ import { commonConfig, env } from '../../core/config.ts';
 /** Webhook dispatcher (and alert history) configuration: env var name -> validated value. */
 export const DispatcherConfig = z.object({
   ...commonConfig,
-  HTTP_PORT: env.port(9105).describe('port of /healthz, /readyz, /metrics'),
+  HTTP_PORT: env.port(9106).describe('port of /healthz, /readyz, /metrics'),
   WEBHOOKS_FILE: z.string().default('').describe('webhook endpoints file (YAML); empty: no webhooks, history only'),
   MAX_IN_FLIGHT: env.int(256, 1).describe('ALERTS messages being delivered at once, at most (JetStream max_ack_pending)'),
   ACK_WAIT_MS: env.int(30000, 1000).describe('JetStream redelivers a message not acked (or marked in progress) within this, ms'),
