@@ -9,7 +9,7 @@ import { startWebhookReceiver } from '../test/support/webhook-receiver.ts';
 const SECRET = 'restart-secret-0123456789';
 
 describe('alerting restart', () => {
-  it('after kill -9 while an alert is firing, does not notify the firing again and delivers the later resolution', async () => {
+  it('after kill -9 while an alert is firing, does not notify the firing again and delivers the later resolution; SIGTERM exits cleanly', async () => {
     await using nats = await startNatsServer();
     await using dir = await tempDir();
     await using receiver = await startWebhookReceiver(SECRET);
@@ -64,6 +64,10 @@ describe('alerting restart', () => {
       expect(receiver.requests.map((r) => r.key)).toEqual(['hot/kill-1#1:firing:0', 'hot/kill-1#1:resolved:0']);
       const info = await (await nc.jetstreamManager()).streams.info(STREAMS.alerts);
       expect(info.state.messages).toBe(2);
+      // SIGTERM: drains, writes its checkpoint and exits cleanly.
+      await child.stop();
+      expect(child.child.exitCode).toBe(0);
+      expect(child.output()).toMatch(/shutdown complete/);
     } finally {
       await child.stop();
       await nc.close();
