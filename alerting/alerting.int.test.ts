@@ -156,6 +156,37 @@ describe('alerting end to end', () => {
     await nc.close();
   });
 
+  it('resumes a delivery after the dispatcher restarts, still accepted once per idempotency key', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    await using receiver = await startWebhookReceiver(
+      SECRET,
+      Array.from({ length: 6 }, () => 500),
+    );
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30 }\n');
+    await using _alerting = await startAlerting(nats, rules);
+    const hooks = await dir.write('hooks.yaml', endpointsYaml(receiver.url, SECRET));
+    const first = await startDispatcher(nats, hooks);
+    const nc = await connect({ servers: nats.url });
+    await publishReadings(nc.jetstream(), 'resume-1', [{ ts: Date.now(), metrics: { t: 35 } }]);
+    await waitFor(
+      () => receiver.requests.length,
+      (n) => n >= 2,
+      { what: 'failing attempts' },
+    );
+    await first.close(); // abandons the retry wait: the message goes back to the stream
+    await using second = await startDispatcher(nats, hooks);
+    await waitFor(
+      () => receiver.accepted().length,
+      (n) => n === 1,
+      { what: 'the delivery by the restarted dispatcher' },
+    );
+    expect(new Set(receiver.requests.map((r) => r.key))).toEqual(new Set(['hot/resume-1#1:firing:0']));
+    expect(receiver.requests.filter((r) => r.verdict === 'accepted')).toHaveLength(1);
+    expect((await second.metrics.notifications.get()).values).toMatchObject([{ labels: { outcome: 'delivered' }, value: 1 }]);
+    await nc.close();
+  });
+
   it('dead-letters a notification with its last error once it is older than the max age', async () => {
     await using nats = await startNatsServer();
     await using dir = await tempDir();
