@@ -120,6 +120,16 @@ describe('silence rule', () => {
     expect(engine.take().transitions.map((t) => t.status)).toEqual(['resolved']);
   });
 
+  it('keeps one state for a device first reported offline and then heard from', () => {
+    const c = clock();
+    const engine = new AlertEngine(rules, c);
+    engine.onStatus({ v: 1, deviceId: 'new-1', status: 'offline', cause: 'will', time: c.now() });
+    c.advance(1000);
+    engine.onTelemetry(reading('new-1', c.now(), { t: 1 }));
+    expect(engine.take().transitions.map((t) => t.id)).toEqual(['quiet/new-1#1:firing:0', 'quiet/new-1#1:resolved:0']);
+    expect(engine.size).toBe(1);
+  });
+
   it('gives one alert for an outage seen both as offline status and as silence', () => {
     const c = clock();
     const engine = new AlertEngine(rules, c);

@@ -22,6 +22,14 @@ import { type AlertState, fingerprintOf, newState } from './state.ts';
 interface CompiledRule {
   rule: ResolvedRule;
   selector: Selector;
+  /** Anomaly rules compare the z-score with k (hysteresis down to clearK). */
+  zLimits?: { above: number; clear: number | undefined };
+}
+
+/** Per device: fingerprints and states by rule index, so the hot path does one map lookup per reading. */
+interface DeviceSlot {
+  fps: string[];
+  states: (AlertState | undefined)[];
 }
 
 export interface EngineOutput {
@@ -43,6 +51,7 @@ export class AlertEngine {
   #rules: CompiledRule[] = [];
   #byId = new Map<string, CompiledRule>();
   readonly #states = new Map<string, AlertState>();
+  #slots = new Map<string, DeviceSlot>();
   /** Changed in a way that must be durable before the input is acked: phase, condition, ack, notifications. */
   #dirty = new Set<string>();
   /** Changed at all (evaluator memory: EWMA, rate window, last seen); written by periodic checkpoints. */
@@ -64,7 +73,12 @@ export class AlertEngine {
 
   /** Replaces the rules. Alerts of removed rules resolve (message "rule removed") and their state is dropped. */
   setRules(rules: readonly ResolvedRule[]): void {
-    this.#rules = rules.map((rule) => ({ rule, selector: new Selector(rule.select) }));
+    this.#rules = rules.map((rule) => ({
+      rule,
+      selector: new Selector(rule.select),
+      ...(rule.kind === 'anomaly' ? { zLimits: { above: rule.k, clear: rule.clearK } } : {}),
+    }));
+    this.#slots = new Map();
     const previous = this.#byId;
     this.#byId = new Map(this.#rules.map((c) => [c.rule.id, c]));
     for (const [fp, st] of this.#states) {
@@ -85,6 +99,7 @@ export class AlertEngine {
    * @returns how many states were dropped.
    */
   restore(states: Iterable<AlertState>): number {
+    this.#slots = new Map();
     let dropped = 0;
     for (const st of states) {
       const fp = fingerprintOf(st.ruleId, st.deviceId);
@@ -136,11 +151,22 @@ export class AlertEngine {
     for (const fp of fingerprints) if (this.#states.has(fp)) this.#touched.add(fp);
   }
 
-  #get(ruleId: string, deviceId: string): AlertState {
-    const fp = fingerprintOf(ruleId, deviceId);
-    let st = this.#states.get(fp);
+  #slot(deviceId: string): DeviceSlot {
+    let slot = this.#slots.get(deviceId);
+    if (!slot) {
+      const fps = this.#rules.map((c) => fingerprintOf(c.rule.id, deviceId));
+      slot = { fps, states: fps.map((fp) => this.#states.get(fp)) };
+      this.#slots.set(deviceId, slot);
+    }
+    return slot;
+  }
+
+  #getAt(slot: DeviceSlot, i: number, ruleId: string, deviceId: string): AlertState {
+    const fp = slot.fps[i]!;
+    let st = slot.states[i];
     if (!st) {
       st = newState(ruleId, deviceId);
+      slot.states[i] = st;
       this.#states.set(fp, st);
     }
     this.#touched.add(fp);
@@ -148,12 +174,14 @@ export class AlertEngine {
   }
 
   onTelemetry(e: TelemetryEvent): void {
-    for (const { rule, selector } of this.#rules) {
+    const slot = this.#slot(e.deviceId);
+    for (let i = 0; i < this.#rules.length; i++) {
+      const { rule, selector, zLimits } = this.#rules[i]!;
       if (rule.kind === 'silence') {
         if (rule.metric !== undefined && !(rule.metric in e.metrics)) continue;
         if (!selector.matches(e.deviceId, e.tags)) continue;
         this.evaluations++;
-        const st = this.#get(rule.id, e.deviceId);
+        const st = this.#getAt(slot, i, rule.id, e.deviceId);
         const seen = (st.seen ??= {});
         seen.lastSeen = Math.max(seen.lastSeen ?? e.receivedAt, e.receivedAt);
         if (e.tags) seen.tags = e.tags;
@@ -162,7 +190,7 @@ export class AlertEngine {
       }
       const value = e.metrics[rule.metric];
       if (value === undefined || !selector.matches(e.deviceId, e.tags)) continue;
-      const st = this.#get(rule.id, e.deviceId);
+      const st = this.#getAt(slot, i, rule.id, e.deviceId);
       if (st.lastTs !== undefined && e.ts <= st.lastTs) continue; // already evaluated (redelivery or replay)
       st.lastTs = e.ts;
       this.evaluations++;
@@ -176,7 +204,7 @@ export class AlertEngine {
         active = signal === undefined ? st.active : nextActive(rule, signal, st.active);
       } else {
         signal = stepAnomaly((st.ewma ??= newEwma()), value, rule.alpha, rule.warmup, rule.varianceAlpha);
-        active = signal === undefined ? false : nextActive({ above: rule.k, clear: rule.clearK }, signal, st.active);
+        active = signal === undefined ? false : nextActive(zLimits!, signal, st.active);
       }
       if (signal !== undefined) st.value = signal;
       this.#advance(rule, st, active, e.ts, rule.for);
@@ -184,13 +212,14 @@ export class AlertEngine {
   }
 
   onStatus(e: DeviceStatusEvent): void {
-    for (const { rule, selector } of this.#rules) {
+    const slot = this.#slot(e.deviceId);
+    for (let i = 0; i < this.#rules.length; i++) {
+      const { rule, selector } = this.#rules[i]!;
       if (rule.kind !== 'silence' || !rule.offline || !selector.matchesDevice(e.deviceId)) continue;
-      const known = this.#states.get(fingerprintOf(rule.id, e.deviceId));
       // A tag selector can only be checked against tags the device has sent with its readings.
-      if (selector.hasTags && !selector.matchesTags(known?.seen?.tags)) continue;
+      if (selector.hasTags && !selector.matchesTags(slot.states[i]?.seen?.tags)) continue;
       this.evaluations++;
-      const st = this.#get(rule.id, e.deviceId);
+      const st = this.#getAt(slot, i, rule.id, e.deviceId);
       const seen = (st.seen ??= {});
       if (e.status === 'offline') seen.offlineAt = Math.max(seen.offlineAt ?? e.time, e.time);
       else seen.onlineAt = Math.max(seen.onlineAt ?? e.time, e.time);
