@@ -307,3 +307,36 @@ describe('alerting end to end', () => {
     await nc.close();
   });
 });
+
+describe('alert state ownership', () => {
+  it('makes a second instance wait as a standby and take over, with the state, when the first stops', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30 }\n');
+    const bucket = uniqueName('state');
+    const first = await startAlerting(nats, rules, { STATE_BUCKET: bucket });
+    const nc = await connect({ servers: nats.url });
+    await publishReadings(nc.jetstream(), 'owner-1', [{ ts: Date.now(), metrics: { t: 35 } }]);
+    await waitFor(
+      () => first.engine.state('hot/owner-1')?.phase,
+      (p) => p === 'firing',
+      { what: 'the first instance to fire' },
+    );
+    let standbyStarted = false;
+    const standby = startAlerting(nats, rules, { STATE_BUCKET: bucket }).then((a) => {
+      standbyStarted = true;
+      return a;
+    });
+    // The standby cannot start while the first instance holds the lease (renewed every ttl/3).
+    await waitFor(
+      async () => (await (await nc.jetstream().views.kv(`${bucket}_lease`)).get('owner'))?.revision ?? 0,
+      (rev) => rev >= 3,
+      { what: 'a few lease renewals' },
+    );
+    expect(standbyStarted).toBe(false);
+    await first.close();
+    await using second = await standby;
+    expect(second.engine.state('hot/owner-1')).toMatchObject({ phase: 'firing', episode: 1 });
+    await nc.close();
+  });
+});

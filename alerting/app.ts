@@ -38,6 +38,7 @@ import { parseRules, type ResolvedRule } from './rules/schema.ts';
 import { SilenceInput, type Silence } from './silences.ts';
 import type { AlertState } from './state.ts';
 import { StateStore } from './store.ts';
+import { acquireLease, type Lease } from './lease.ts';
 
 export interface Alerting extends AsyncDisposable {
   readonly httpPort: number;
@@ -92,6 +93,14 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   // Status: the last event per device tells who is offline right now, even for a brand-new consumer.
   await ensureConsumer(jsm, STREAMS.deviceStatus, subjects.deviceStatusAll, DeliverPolicy.LastPerSubject, config);
   const js = nc.jetstream();
+  let onLeaseLost = (): void => undefined;
+  let lease: Lease;
+  try {
+    lease = await acquireLease(js, `${config.STATE_BUCKET}_lease`, config.LEASE_TTL_MS, log, () => onLeaseLost());
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
   const store = await StateStore.open(js, config.STATE_BUCKET, log);
   const engine = new AlertEngine(loaded.rules, { now });
   const stored = await store.load();
@@ -115,6 +124,7 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
 
   let closed = false;
   let stopping = false;
+  let leaseLost = false;
   let pendingTransitions: AlertTransition[] = [];
   const pendingStates = new Map<string, AlertState>();
   const pendingDeletes = new Set<string>();
@@ -132,6 +142,7 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
       pendingDeletes.add(fp);
     }
     for (let failures = 0; ; failures++) {
+      if (leaseLost) throw new Error('alert state lease lost: not writing');
       try {
         // Publishes leave in order on one connection, so a firing and its resolution are stored in order.
         await Promise.all(pendingTransitions.map(publish));
@@ -235,6 +246,7 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   let checkpointing: Promise<void> | undefined;
   const checkpoint = (): Promise<void> =>
     (checkpointing ??= (async () => {
+      if (leaseLost) return;
       const fps = engine.takeTouched();
       for (let i = 0; i < fps.length; i += CHUNK) {
         const chunk = fps.slice(i, i + CHUNK);
@@ -338,6 +350,7 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
     clearInterval(checkpointTimer);
     watcher?.close();
     for (const c of consumers) await c.close();
+    await lease.release();
     await nc.close();
     throw err;
   }
@@ -355,11 +368,17 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
       await chain;
       await checkpointing;
       await checkpoint(); // a graceful stop keeps all evaluator memory
+      await lease.release();
       closed = true;
       await api.close();
       await nc.drain();
       await ops.close();
     })());
+  onLeaseLost = () => {
+    // Another instance owns the state now: write nothing more, just stop.
+    leaseLost = true;
+    void close();
+  };
   return {
     httpPort: ops.port,
     apiPort: api.port,

@@ -12,6 +12,7 @@ export const AlertingConfig = z.object({
   CHECKPOINT_MS: env
     .int(5000, 10)
     .describe('evaluator memory (EWMA, rate windows, last seen) is written to KV this often, ms; alert transitions are written before the ack'),
+  LEASE_TTL_MS: env.int(10000, 100).describe('one instance owns the alert state; a standby takes over at most this long after the owner dies, ms'),
   TICK_MS: env.int(1000, 10).describe('silence checks and repeat notifications run this often, ms'),
   DELIVER_FROM: z.enum(['new', 'all']).default('new').describe('where a newly created consumer starts in TELEMETRY: only new readings, or the whole stream'),
   FETCH_MAX_MESSAGES: env.int(64, 1).describe('JetStream messages evaluated before one state flush, at most'),

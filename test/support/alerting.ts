@@ -43,6 +43,7 @@ export function alertingEnv(nats: NatsServer, rulesFile: string, overrides: Reco
     RULES_WATCH: 'false',
     STATE_BUCKET: uniqueName('state'),
     TICK_MS: '100',
+    LEASE_TTL_MS: '1000',
     ...overrides,
   };
 }
