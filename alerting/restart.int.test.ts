@@ -74,3 +74,16 @@ describe('alerting restart', () => {
     }
   });
 });
+
+describe('alerting process', () => {
+  it('exits with status 1 and lists every problem when the rules file is invalid at start-up', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: a, kind: threshold, metric: t }\n  - { id: b, kind: silence, after: soon }\n');
+    const child = spawnService('alerting/main.ts', alertingEnv(nats, rules));
+    await new Promise<void>((resolve) => child.child.once('exit', () => resolve()));
+    expect(child.child.exitCode).toBe(1);
+    expect(child.output()).toMatch(/rules.0.above: exactly one of above or below is required/);
+    expect(child.output()).toMatch(/rules.1.after: must be a duration: seconds as a number/);
+  });
+});
