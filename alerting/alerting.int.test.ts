@@ -81,7 +81,11 @@ describe('alerting end to end', () => {
     await using nats = await startNatsServer();
     await using dir = await tempDir();
     await using receiver = await startWebhookReceiver(SECRET);
-    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: quiet, kind: silence, after: 1s }\n');
+    // `down` waits longer, so the offline status (not the timer) is what fires it even on a busy machine.
+    const rules = await dir.write(
+      'rules.yaml',
+      'rules:\n  - { id: quiet, kind: silence, after: 1s, select: { devices: ["silent-*"] } }\n  - { id: down, kind: silence, after: 3s, select: { devices: ["down-*"] } }\n',
+    );
     await using alerting = await startAlerting(nats, rules, { TICK_MS: '100' });
     await using _dispatcher = await startDispatcher(nats, await dir.write('hooks.yaml', endpointsYaml(receiver.url, SECRET)));
     const nc = await connect({ servers: nats.url });
@@ -106,8 +110,8 @@ describe('alerting end to end', () => {
     // Stay down until the engine itself sees the device silent for longer than the silence interval
     // (so the silence check has run against an already firing alert), then come back and send data.
     await waitFor(
-      () => alerting.engine.state('quiet/down-1')?.value ?? 0,
-      (silentSec) => silentSec > 1.5,
+      () => alerting.engine.state('down/down-1')?.value ?? 0,
+      (silentSec) => silentSec > 3.5,
       { what: 'the outage to outlast the silence interval' },
     );
     await publishStatus(js, 'down-1', 'online');
@@ -117,7 +121,7 @@ describe('alerting end to end', () => {
       (b) => b.some((x) => x.status === 'resolved'),
       { what: 'down-1 resolved' },
     );
-    expect(all.map((b) => b.id)).toEqual(['quiet/down-1#1:firing:0', 'quiet/down-1#1:resolved:0']);
+    expect(all.map((b) => b.id)).toEqual(['down/down-1#1:firing:0', 'down/down-1#1:resolved:0']);
     await nc.close();
   });
 

@@ -44,7 +44,8 @@ export interface DispatcherOptions {
 
 const NS_PER_MS = 1_000_000;
 
-async function ensureConsumer(jsm: JetStreamManager, name: string, ackWaitMs: number, maxAckPending: number): Promise<void> {
+/** `startAt`: where a newly created consumer starts (epoch ms); omitted: the whole stream. */
+async function ensureConsumer(jsm: JetStreamManager, name: string, ackWaitMs: number, maxAckPending: number, startAt?: number): Promise<void> {
   try {
     await jsm.consumers.info(STREAMS.alerts, name);
     await jsm.consumers.update(STREAMS.alerts, name, { ack_wait: ackWaitMs * NS_PER_MS, max_ack_pending: maxAckPending });
@@ -52,7 +53,9 @@ async function ensureConsumer(jsm: JetStreamManager, name: string, ackWaitMs: nu
     await jsm.consumers.add(STREAMS.alerts, {
       durable_name: name,
       ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
+      ...(startAt === undefined
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(startAt).toISOString() }),
       filter_subject: subjects.alertsAll,
       ack_wait: ackWaitMs * NS_PER_MS,
       max_deliver: -1,
@@ -80,7 +83,10 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
   const { nc } = nats;
   const jsm = await nc.jetstreamManager();
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
-  await ensureConsumer(jsm, CONSUMERS.webhooks, config.ACK_WAIT_MS, config.MAX_IN_FLIGHT);
+  // A first start on an existing ALERTS stream delivers what is still within the endpoints' max age, not
+  // a month of history (which would only be dead-lettered as expired). History, a projection, takes it all.
+  const maxAge = Math.max(3_600_000, ...endpoints.map((e) => e.maxAge));
+  await ensureConsumer(jsm, CONSUMERS.webhooks, config.ACK_WAIT_MS, config.MAX_IN_FLIGHT, Date.now() - maxAge);
   if (config.HISTORY_ENABLED) await ensureConsumer(jsm, CONSUMERS.alertHistory, config.ACK_WAIT_MS, config.MAX_IN_FLIGHT);
   const js = nc.jetstream();
   const closing = new AbortController();
@@ -251,9 +257,10 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closed ??= (async () => {
+      // Abort first: retry waits end now and their messages are nakked back to the stream.
+      closing.abort();
       await webhookMessages.close();
       await history?.close();
-      closing.abort();
       await Promise.all(loops);
       await Promise.allSettled([...inflight]);
       await writer?.close();
