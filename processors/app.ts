@@ -7,6 +7,7 @@
  * identified by (measurement, tags, time), so a redelivery overwrites instead of doubling.
  */
 import { AckPolicy, DeliverPolicy, type JsMsg, type JetStreamManager } from 'nats';
+import { registerConsumerLag } from '../core/consumer-metrics.ts';
 import { publishDeadLetter } from '../core/deadletter.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
@@ -59,6 +60,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   const jsm = await nc.jetstreamManager();
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
   await ensureConsumer(jsm, config);
+  registerConsumerLag(registry, nc, [{ stream: STREAMS.telemetry, consumer: CONSUMERS.processors }], log);
   const js = nc.jetstream();
   const writer = new InfluxWriter({
     url: config.INFLUX_URL,
