@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every service: docker-compose.yml picks the service with `command`
-# (node dist/gateway/main.js, dist/processors/main.js, dist/alerting/main.js, dist/simulator/main.js).
+# (node dist/gateway/main.js, dist/processors/main.js, dist/alerting/main.js, dist/alerting/webhooks/main.js, dist/simulator/main.js).
 # Node: the current LTS line. The code is compiled by tsc (tsconfig.build.json: .ts imports rewritten to .js),
 # so the runtime image carries neither TypeScript nor tsx.
 ARG NODE_IMAGE=node:26-bookworm-slim
@@ -28,8 +28,8 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # The image's `node` user (uid 1000): no service needs root, and none writes inside the image.
 USER node
-# MQTT (gateway) and the ops ports of gateway, processors, alerting.
-EXPOSE 1883 9101 9102 9103
+# MQTT (gateway), the ops ports (gateway 9101, processors 9102, alerting and simulator 9103, webhooks 9105), the alert API (9104).
+EXPOSE 1883 9101 9102 9103 9104 9105
 # Services drain on SIGTERM (core/shutdown.ts); compose gives them `init: true` so signals reach node.
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/gateway/main.js"]

@@ -28,6 +28,6 @@ describe('README configuration reference', () => {
       ['TOKEN', 'string', undefined, true],
       ['MODE', 'a \\| b', 'a', false],
     ]);
-    expect(renderService({ service: 'gateway', name: 'X', schema })).toContain('| `TOKEN` | string | **required** | API token \\| secret |');
+    expect(renderService({ service: 'gateway', dir: 'gateway', name: 'X', schema })).toContain('| `TOKEN` | string | **required** | API token \\| secret |');
   });
 });

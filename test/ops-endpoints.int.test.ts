@@ -25,7 +25,7 @@ async function get(port: number, path: string, method = 'GET'): Promise<{ status
 /** The service's own metric families every scrape must carry, besides Node's process metrics. */
 const OWN_METRICS = {
   gateway: ['iot_gateway_messages_total', 'iot_gateway_connected_clients', 'iot_gateway_jetstream_publish_seconds'],
-  processors: ['iot_processor_messages_total', 'iot_processor_influx_write_seconds', 'iot_jetstream_consumer_pending_messages'],
+  processors: ['iot_processor_messages_total', 'iot_processor_influx_write_seconds', 'iot_processor_points_written_total'],
 } as const;
 
 describe('ops endpoints', () => {

@@ -8,9 +8,12 @@ export const FIRING_LOOKBACK = '30d';
 
 const SELECTED = '"rule" =~ /^$rule$/ AND "severity" =~ /^$severity$/';
 
-/** The latest transition of every (rule, device) alert, with its state as a column. */
+/**
+ * The latest transition of every (rule, device) alert, with its state as a column. `message` is the field every
+ * transition has (`value` and `threshold` are absent for silence and offline alerts), so it is the one counted.
+ */
 const latestTransitions = (columns: string): string =>
-  `SELECT last("value") AS "value", ${columns} FROM "alerts" WHERE time > now() - ${FIRING_LOOKBACK} AND ${SELECTED} GROUP BY "rule", "device", "severity"`;
+  `SELECT last("message") AS "message", ${columns} FROM "alerts" WHERE time > now() - ${FIRING_LOOKBACK} AND ${SELECTED} GROUP BY "rule", "device", "severity"`;
 
 export const alerts: DashboardSpec = {
   uid: 'iot-alerts',
@@ -43,7 +46,7 @@ export const alerts: DashboardSpec = {
             {
               kind: 'influxql',
               refId: 'A',
-              query: `SELECT count("value") FROM (${latestTransitions('"state"')}) WHERE "state" = 'firing'`,
+              query: `SELECT count("message") FROM (${latestTransitions('"state"')}) WHERE "state" = 'firing'`,
               resultFormat: 'time_series',
               alias: 'firing',
             },
@@ -58,7 +61,7 @@ export const alerts: DashboardSpec = {
             {
               kind: 'influxql',
               refId: 'A',
-              query: `SELECT count("value") FROM (${latestTransitions('"state"')}) WHERE "state" = 'firing' GROUP BY "severity"`,
+              query: `SELECT count("message") FROM (${latestTransitions('"state"')}) WHERE "state" = 'firing' GROUP BY "severity"`,
               resultFormat: 'time_series',
               alias: '$tag_severity',
             },
@@ -73,7 +76,7 @@ export const alerts: DashboardSpec = {
             {
               kind: 'influxql',
               refId: 'A',
-              query: `SELECT "value", "threshold", "message" FROM (${latestTransitions('"threshold", "message", "state"')}) WHERE "state" = 'firing' GROUP BY "rule", "device", "severity"`,
+              query: `SELECT "message", "value", "threshold" FROM (${latestTransitions('"value", "threshold", "state"')}) WHERE "state" = 'firing' GROUP BY "rule", "device", "severity"`,
               resultFormat: 'table',
             },
           ],
@@ -96,7 +99,7 @@ export const alerts: DashboardSpec = {
             {
               kind: 'influxql',
               refId: 'A',
-              query: `SELECT count("value") FROM "alerts" WHERE "state" = 'firing' AND ${SELECTED} AND $timeFilter GROUP BY time($__interval), "rule" fill(none)`,
+              query: `SELECT count("message") FROM "alerts" WHERE "state" = 'firing' AND ${SELECTED} AND $timeFilter GROUP BY time($__interval), "rule" fill(none)`,
               resultFormat: 'time_series',
               alias: '$tag_rule',
             },
@@ -113,7 +116,7 @@ export const alerts: DashboardSpec = {
             {
               kind: 'influxql',
               refId: 'A',
-              query: `SELECT count("value") FROM "alerts" WHERE "state" = 'firing' AND ${SELECTED} AND $timeFilter GROUP BY time($__interval), "severity" fill(none)`,
+              query: `SELECT count("message") FROM "alerts" WHERE "state" = 'firing' AND ${SELECTED} AND $timeFilter GROUP BY time($__interval), "severity" fill(none)`,
               resultFormat: 'time_series',
               alias: '$tag_severity',
             },
@@ -128,7 +131,7 @@ export const alerts: DashboardSpec = {
             {
               kind: 'influxql',
               refId: 'A',
-              query: `SELECT count("value") FROM "alerts" WHERE ${SELECTED} AND $timeFilter GROUP BY "rule"`,
+              query: `SELECT count("message") FROM "alerts" WHERE ${SELECTED} AND $timeFilter GROUP BY "rule"`,
               resultFormat: 'time_series',
               alias: '$tag_rule',
             },

@@ -78,15 +78,12 @@ export const pipelineHealth: DashboardSpec = {
       row: 'Processing (JetStream -> InfluxDB)',
       panels: [
         {
-          title: 'JetStream consumer lag',
-          description: 'Messages in the stream not yet delivered to the consumer (pending), and delivered but not yet acked.',
+          title: 'JetStream consumer lag (processors)',
+          description: 'Messages in TELEMETRY not yet delivered to the processors, summed over partitions (each partition counted once).',
           kind: 'timeseries',
           w: 8,
           h: 8,
-          targets: [
-            { kind: 'promql', refId: 'A', expr: 'max by (consumer) (iot_jetstream_consumer_pending_messages)', legendFormat: '{{consumer}} pending' },
-            { kind: 'promql', refId: 'B', expr: 'max by (consumer) (iot_jetstream_consumer_ack_pending_messages)', legendFormat: '{{consumer}} unacked' },
-          ],
+          targets: [{ kind: 'promql', refId: 'A', expr: 'sum(max by (partition) (iot_processor_consumer_pending))', legendFormat: 'pending' }],
         },
         {
           title: 'InfluxDB write latency (one flush)',
@@ -112,9 +109,26 @@ export const pipelineHealth: DashboardSpec = {
           ],
         },
         {
+          title: 'Late events / s (processors)',
+          description:
+            'Readings that arrived after their window closed: inside the allowed lateness they correct the window, later they are dead-lettered (too_late).',
+          kind: 'timeseries',
+          w: 8,
+          h: 8,
+          unit: 'reqps',
+          targets: [{ kind: 'promql', refId: 'A', expr: 'sum(rate(iot_processor_late_events_total[$__rate_interval]))', legendFormat: 'late' }],
+        },
+        {
+          title: 'Partitions owned, by processor instance',
+          kind: 'timeseries',
+          w: 8,
+          h: 8,
+          targets: [{ kind: 'promql', refId: 'A', expr: 'sum by (instance) (iot_processor_partitions_owned)', legendFormat: '{{instance}}' }],
+        },
+        {
           title: 'JetStream messages / s by outcome (processors)',
           kind: 'timeseries',
-          w: 12,
+          w: 8,
           h: 8,
           unit: 'reqps',
           targets: [
@@ -138,22 +152,22 @@ export const pipelineHealth: DashboardSpec = {
       row: 'Alerting and webhooks',
       panels: [
         {
-          title: 'Webhook deliveries / s by outcome',
+          title: 'Webhook notifications / s by outcome',
           kind: 'timeseries',
           w: 8,
           h: 8,
           unit: 'reqps',
           targets: [
-            { kind: 'promql', refId: 'A', expr: 'sum by (outcome) (rate(iot_alerting_notifications_total[$__rate_interval]))', legendFormat: '{{outcome}}' },
+            { kind: 'promql', refId: 'A', expr: 'sum by (outcome) (rate(iot_webhook_notifications_total[$__rate_interval]))', legendFormat: '{{outcome}}' },
           ],
         },
         {
-          title: 'Webhook delivery latency',
+          title: 'Webhook delivery latency (publication to accepted delivery)',
           kind: 'timeseries',
           w: 8,
           h: 8,
           unit: 's',
-          targets: quantiles('iot_alerting_delivery_seconds'),
+          targets: quantiles('iot_webhook_delivery_seconds'),
         },
         {
           title: 'Alerts by state',
