@@ -1,11 +1,15 @@
 /**
- * A small typed builder for the Grafana dashboard JSON model (schemaVersion 39, Grafana 10.x/11.x).
+ * A small typed builder for the Grafana dashboard JSON model (schemaVersion 39, Grafana 10.x/11.x), typed
+ * against Grafana's own schema types (`@grafana/schema`: Dashboard, Panel, VariableModel), so tsc rejects a
+ * field Grafana does not know.
  *
  * Why our own and not a generated SDK: the dashboards use a handful of panel kinds, and the tests need the
  * queries as data (dashboards/queries.ts walks them), so a thin layer over the JSON model that Grafana
  * documents keeps every query visible in review and the committed JSON byte-for-byte reproducible.
  * `npm run dashboards:build` writes the JSON; dashboards/dashboards.test.ts fails when code and JSON drift.
  */
+
+import type { Dashboard, DataQuery, DataTransformerConfig, FieldConfigSource, Panel, RowPanel, VariableModel } from '@grafana/schema';
 
 /** Datasource uids fixed by dashboards/grafana/provisioning/datasources/datasources.yml. */
 export const DS = {
@@ -65,7 +69,7 @@ export interface PanelSpec {
   /** Time series: a min/max band (fill between the series named `min` and `max`). */
   band?: { lower: string; upper: string };
   /** Grafana transformations, verbatim (they run in the browser, after the queries). */
-  transformations?: Record<string, unknown>[];
+  transformations?: DataTransformerConfig[];
   /** Repeat the panel once per value of this variable. */
   repeat?: string;
   /** Table column overrides: field name -> display name / unit. */
@@ -101,8 +105,18 @@ export interface DashboardSpec {
   links?: { title: string; uid: string }[];
 }
 
+// Type aliases, not interfaces: Grafana's Panel.targets is Array<Record<string, unknown>>, which only
+// object type aliases satisfy. `Pick<DataQuery, ...>` keeps the shared fields tied to Grafana's schema.
+type QueryBase = Pick<DataQuery, 'refId' | 'datasource' | 'hide'>;
+/** The InfluxDB datasource's query model (raw InfluxQL mode). */
+type InfluxQuery = QueryBase & { query: string; rawQuery: true; resultFormat: InfluxTarget['resultFormat']; alias?: string };
+/** The Prometheus datasource's query model. */
+type PromQuery = QueryBase & { expr: string; legendFormat: string; range: boolean; instant: boolean; editorMode: 'code' };
+/** Grafana server-side expression model. */
+type ExpressionQuery = QueryBase & { type: 'reduce' | 'math'; expression: string; reducer?: string; settings?: { mode: 'dropNN' } };
+
 /** Grafana's JSON model for one target. */
-function targetJson(t: Target): Record<string, unknown> {
+function targetJson(t: Target): InfluxQuery | PromQuery | ExpressionQuery {
   switch (t.kind) {
     case 'influxql':
       return {
@@ -184,7 +198,7 @@ function optionsJson(spec: PanelSpec): Record<string, unknown> {
   }
 }
 
-function fieldConfigJson(spec: PanelSpec): Record<string, unknown> {
+function fieldConfigJson(spec: PanelSpec): FieldConfigSource {
   const defaults: Record<string, unknown> = {
     thresholds: thresholdsJson(spec),
     color: { mode: spec.kind === 'timeseries' ? 'palette-classic' : 'thresholds' },
@@ -202,7 +216,7 @@ function fieldConfigJson(spec: PanelSpec): Record<string, unknown> {
       stacking: { mode: spec.stacked ? 'normal' : 'none', group: 'A' },
     };
   }
-  const overrides: Record<string, unknown>[] = [];
+  const overrides: FieldConfigSource['overrides'] = [];
   if (spec.band) {
     // Grafana draws a band by filling from the lower series up to the upper one.
     overrides.push({
@@ -216,7 +230,7 @@ function fieldConfigJson(spec: PanelSpec): Record<string, unknown> {
     overrides.push({ matcher: { id: 'byName', options: spec.band.upper }, properties: [{ id: 'custom.lineWidth', value: 0 }] });
   }
   for (const [name, col] of Object.entries(spec.columns ?? {})) {
-    const properties: Record<string, unknown>[] = [];
+    const properties: { id: string; value: unknown }[] = [];
     if (col.displayName) properties.push({ id: 'displayName', value: col.displayName });
     if (col.unit) properties.push({ id: 'unit', value: col.unit });
     if (col.width) properties.push({ id: 'custom.width', value: col.width });
@@ -226,8 +240,8 @@ function fieldConfigJson(spec: PanelSpec): Record<string, unknown> {
 }
 
 /** Lays panels out left to right, wrapping at 24 columns; each row starts with a collapsible row header. */
-export function dashboard(spec: DashboardSpec): Record<string, unknown> {
-  const panels: Record<string, unknown>[] = [];
+export function dashboard(spec: DashboardSpec): Dashboard {
+  const panels: (Panel | RowPanel)[] = [];
   let id = 1;
   let y = 0;
   for (const row of spec.rows) {
@@ -303,7 +317,7 @@ export function dashboard(spec: DashboardSpec): Record<string, unknown> {
   };
 }
 
-function variableJson(v: VariableSpec): Record<string, unknown> {
+function variableJson(v: VariableSpec): VariableModel {
   const base = { name: v.name, label: v.label, hide: 0, multi: v.multi ?? false, includeAll: v.includeAll ?? false, skipUrlSync: false };
   if (v.type === 'custom') {
     const options = v.query.split(',').map((s) => s.trim());
@@ -311,7 +325,7 @@ function variableJson(v: VariableSpec): Record<string, unknown> {
       ...base,
       type: 'custom',
       query: v.query,
-      current: { selected: true, text: options[0], value: options[0] },
+      current: { selected: true, text: options[0] ?? '', value: options[0] ?? '' },
       options: options.map((o, i) => ({ selected: i === 0, text: o, value: o })),
     };
   }
@@ -319,13 +333,13 @@ function variableJson(v: VariableSpec): Record<string, unknown> {
     ...base,
     type: 'query',
     datasource: v.datasource ?? DS.influx,
-    definition: v.query,
     query: v.query,
     // 2 = refresh on time range change, so new devices appear without a reload.
     refresh: 2,
     regex: '',
     sort: 1,
-    current: {},
+    // Multi-value variables start on "All"; single-value ones on the first value Grafana finds.
+    ...(v.includeAll ? { current: { selected: true, text: 'All', value: '$__all' } } : {}),
     options: [],
   };
 }
