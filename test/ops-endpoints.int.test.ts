@@ -5,7 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InfluxServer } from '../devstack/influxd.ts';
-import { startGateway, startInfluxServer, startNatsServer, startProcessor, uniqueName } from './support/stack.ts';
+import { loadConfig } from '../core/config.ts';
+import { createSimulator } from '../simulator/app.ts';
+import { SimulatorConfig } from '../simulator/config.ts';
+import { startGateway, startInfluxServer, startNatsServer, startProcessor, testLog, uniqueName } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 let influx: InfluxServer;
@@ -26,16 +29,49 @@ async function get(port: number, path: string, method = 'GET'): Promise<{ status
 const OWN_METRICS = {
   gateway: ['iot_gateway_messages_total', 'iot_gateway_connected_clients', 'iot_gateway_jetstream_publish_seconds'],
   processors: ['iot_processor_messages_total', 'iot_processor_influx_write_seconds', 'iot_processor_points_written_total'],
+  simulator: ['iot_simulator_messages_sent_total', 'iot_simulator_connected_devices'],
 } as const;
 
+/** The metric prefix of each service's own metrics. */
+const PREFIX = { gateway: 'iot_gateway_', processors: 'iot_processor_', simulator: 'iot_simulator_' } as const;
+
+/**
+ * Prometheus naming conventions on one exposition: counters end in `_total`, histograms and summaries carry a
+ * base unit (`_seconds`, `_bytes`), no gauge pretends to be a counter, every family has help text, and the
+ * service's own metrics share its prefix. Returns the violations.
+ */
+function namingProblems(text: string, prefix: string): string[] {
+  const problems: string[] = [];
+  const help = new Map([...text.matchAll(/^# HELP (\S+) (.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+  for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    if (!name!.startsWith('iot_')) continue; // prom-client's process_* and nodejs_* follow their own scheme
+    if (!name!.startsWith(prefix)) problems.push(`${name}: not prefixed ${prefix}`);
+    if (type === 'counter' && !name!.endsWith('_total')) problems.push(`${name}: counter without _total`);
+    if (type !== 'counter' && name!.endsWith('_total')) problems.push(`${name}: ${type} named like a counter`);
+    if ((type === 'histogram' || type === 'summary') && !/_(seconds|bytes)$/.test(name!)) problems.push(`${name}: ${type} without a base unit`);
+    if (!help.get(name!)?.trim()) problems.push(`${name}: no help text`);
+  }
+  return problems;
+}
+
 describe('ops endpoints', () => {
-  it('answer as documented on gateway and processors, and /readyz follows NATS going away and coming back', async () => {
+  it('answer as documented on gateway, processors and simulator, and /readyz follows NATS going away and coming back', async () => {
     const db = uniqueName('ops');
     await influx.createDatabase(db);
     await using nats = await startNatsServer();
     await using gateway = await startGateway(nats);
     await using processor = await startProcessor(nats, influx, db);
-    const services = { gateway: gateway.httpPort, processors: processor.httpPort };
+    await using simulator = await createSimulator(
+      loadConfig(SimulatorConfig, {
+        MQTT_URL: `mqtt://127.0.0.1:${gateway.mqttPort}`,
+        HTTP_PORT: '0',
+        SIM_DEVICES: '2',
+        SIM_RATE: '5',
+        SIM_DEVICE_PREFIX: uniqueName('ops'),
+      }),
+      testLog,
+    );
+    const services = { gateway: gateway.httpPort, processors: processor.httpPort, simulator: simulator.httpPort };
 
     for (const [service, port] of Object.entries(services)) {
       const health = await get(port, '/healthz');
@@ -55,6 +91,7 @@ describe('ops endpoints', () => {
       for (const name of [...OWN_METRICS[service as keyof typeof OWN_METRICS], 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
         expect(metrics.body, `${service} /metrics has ${name}`).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
       }
+      expect(namingProblems(metrics.body, PREFIX[service as keyof typeof PREFIX]), `${service} metric names`).toEqual([]);
       // Every sample carries the service label, so one Prometheus can tell the services apart.
       expect(metrics.body).toMatch(new RegExp(`^process_cpu_seconds_total\\{service="${service}"\\} `, 'm'));
 
@@ -62,8 +99,11 @@ describe('ops endpoints', () => {
       expect((await get(port, '/readyz', 'POST')).status).toBe(405);
     }
 
+    // Readiness follows each service's own dependencies: NATS for gateway and processors (the simulator only
+    // needs its MQTT connections, which the gateway keeps while NATS is away).
+    const natsDependent = { gateway: gateway.httpPort, processors: processor.httpPort };
     await nats.stop();
-    for (const [service, port] of Object.entries(services)) {
+    for (const [service, port] of Object.entries(natsDependent)) {
       const down = await waitFor(
         () => get(port, '/readyz'),
         (r) => r.status === 503,
@@ -75,7 +115,7 @@ describe('ops endpoints', () => {
     }
 
     await nats.start();
-    for (const [service, port] of Object.entries(services)) {
+    for (const [service, port] of Object.entries(natsDependent)) {
       const up = await waitFor(
         () => get(port, '/readyz'),
         (r) => r.status === 200,
@@ -83,5 +123,25 @@ describe('ops endpoints', () => {
       );
       expect(JSON.parse(up.body)).toEqual({ ready: true });
     }
+  });
+});
+
+describe('metric naming check', () => {
+  it('reports counters without _total, unitless histograms, foreign prefixes and missing help', () => {
+    const text = [
+      '# HELP iot_gateway_hits hits',
+      '# TYPE iot_gateway_hits counter',
+      '# HELP iot_gateway_wait_time wait',
+      '# TYPE iot_gateway_wait_time histogram',
+      '# TYPE iot_other_total counter',
+      '# HELP process_cpu_seconds_total cpu',
+      '# TYPE process_cpu_seconds_total counter',
+    ].join('\n');
+    expect(namingProblems(text, 'iot_gateway_')).toEqual([
+      'iot_gateway_hits: counter without _total',
+      'iot_gateway_wait_time: histogram without a base unit',
+      'iot_other_total: not prefixed iot_gateway_',
+      'iot_other_total: no help text',
+    ]);
   });
 });
