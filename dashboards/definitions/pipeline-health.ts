@@ -152,6 +152,24 @@ export const pipelineHealth: DashboardSpec = {
       row: 'Alerting and webhooks',
       panels: [
         {
+          title: 'Rule evaluations / s',
+          kind: 'timeseries',
+          w: 8,
+          h: 8,
+          unit: 'reqps',
+          targets: [{ kind: 'promql', refId: 'A', expr: 'sum(rate(iot_alerting_evaluations_total[$__rate_interval]))', legendFormat: 'evaluations' }],
+        },
+        {
+          title: 'Alert transitions / s by status',
+          kind: 'timeseries',
+          w: 8,
+          h: 8,
+          unit: 'reqps',
+          targets: [
+            { kind: 'promql', refId: 'A', expr: 'sum by (status) (rate(iot_alerting_transitions_total[$__rate_interval]))', legendFormat: '{{status}}' },
+          ],
+        },
+        {
           title: 'Webhook notifications / s by outcome',
           kind: 'timeseries',
           w: 8,
