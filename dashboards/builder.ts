@@ -72,8 +72,8 @@ export interface PanelSpec {
   transformations?: DataTransformerConfig[];
   /** Repeat the panel once per value of this variable. */
   repeat?: string;
-  /** Table column overrides: field name -> display name / unit. */
-  columns?: Record<string, { displayName?: string; unit?: string; width?: number }>;
+  /** Table column overrides: field name -> display name / unit / a link (Grafana data-link URL template). */
+  columns?: Record<string, { displayName?: string; unit?: string; width?: number; link?: { title: string; url: string } }>;
 }
 
 export interface RowSpec {
@@ -114,6 +114,9 @@ type InfluxQuery = QueryBase & { query: string; rawQuery: true; resultFormat: In
 type PromQuery = QueryBase & { expr: string; legendFormat: string; range: boolean; instant: boolean; editorMode: 'code' };
 /** Grafana server-side expression model. */
 type ExpressionQuery = QueryBase & { type: 'reduce' | 'math'; expression: string; reducer?: string; settings?: { mode: 'dropNN' } };
+
+/** A table-cell link to the Device detail dashboard for the device in that cell, keeping the time range. */
+export const DEVICE_LINK = { title: 'Device detail', url: '/d/iot-device?var-device=${__value.raw}&${__url_time_range}' };
 
 /** Grafana's JSON model for one target. */
 function targetJson(t: Target): InfluxQuery | PromQuery | ExpressionQuery {
@@ -234,6 +237,7 @@ function fieldConfigJson(spec: PanelSpec): FieldConfigSource {
     if (col.displayName) properties.push({ id: 'displayName', value: col.displayName });
     if (col.unit) properties.push({ id: 'unit', value: col.unit });
     if (col.width) properties.push({ id: 'custom.width', value: col.width });
+    if (col.link) properties.push({ id: 'links', value: [col.link] });
     overrides.push({ matcher: { id: 'byName', options: name }, properties });
   }
   return { defaults, overrides };

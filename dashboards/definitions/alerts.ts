@@ -1,4 +1,4 @@
-import type { DashboardSpec } from '../builder.ts';
+import { DEVICE_LINK, type DashboardSpec } from '../builder.ts';
 
 /**
  * How far back "firing now" looks for an alert's latest transition. An alert that fired longer ago than this
@@ -81,7 +81,7 @@ export const alerts: DashboardSpec = {
             },
           ],
           transformations: [{ id: 'merge', options: {} }],
-          columns: { Time: { displayName: 'Firing since' } },
+          columns: { Time: { displayName: 'Firing since' }, device: { link: DEVICE_LINK } },
         },
       ],
     },
@@ -150,6 +150,7 @@ export const alerts: DashboardSpec = {
               resultFormat: 'table',
             },
           ],
+          columns: { device: { link: DEVICE_LINK } },
         },
       ],
     },

@@ -1,4 +1,4 @@
-import type { DashboardSpec } from '../builder.ts';
+import { DEVICE_LINK, type DashboardSpec } from '../builder.ts';
 
 /** Devices that sent nothing for this long count as silent (the Fleet overview's definition). */
 export const SILENT_AFTER = '5m';
@@ -130,6 +130,7 @@ export const fleetOverview: DashboardSpec = {
             { id: 'organize', options: { excludeByName: { Time: true }, indexByName: { device: 0 } } },
             { id: 'renameByRegex', options: { regex: '^last_(.*)$', renamePattern: '$1' } },
           ],
+          columns: { device: { link: DEVICE_LINK } },
         },
         {
           title: 'Last seen per device (oldest first)',
@@ -149,7 +150,7 @@ export const fleetOverview: DashboardSpec = {
             { id: 'merge', options: {} },
             { id: 'sortBy', options: { sort: [{ field: 'Time', desc: false }] } },
           ],
-          columns: { Time: { displayName: 'Last seen', unit: 'dateTimeFromNow' } },
+          columns: { Time: { displayName: 'Last seen', unit: 'dateTimeFromNow' }, device: { link: DEVICE_LINK } },
         },
       ],
     },
