@@ -94,7 +94,9 @@ function readingsFor(devicesList: string[], end: number): Reading[] {
     // The last device goes silent SILENT_FOR_MS before the end: the Fleet overview must count it.
     const until = d === devicesList.length - 1 ? end - SILENT_FOR_MS : end - 1000;
     for (let i = 0, ts = start; ts < until; i++, ts += READING_EVERY_MS) {
-      out.push({ device, ts, metrics: { temperature: 20 + d + 5 * Math.sin(i / 20), humidity: 40 + (i % 17) } });
+      // The second device ends hot (30 degrees for its last 10 minutes), so an alert is firing at the end of the run.
+      const temperature = d === 1 && ts > end - 10 * MIN ? 30 : 20 + d + 5 * Math.sin(i / 20);
+      out.push({ device, ts, metrics: { temperature, humidity: 40 + (i % 17) } });
     }
   });
   return out;
@@ -334,7 +336,7 @@ beforeAll(async () => {
       { what: 'the poison message dead-lettered by the processors' },
     );
     await influx.stop();
-    await clients[1]!.publishAsync(`devices/${devices[1]}/telemetry`, JSON.stringify({ seq: 1_000_000, ts: now - 500, metrics: { temperature: 21 } }), {
+    await clients[1]!.publishAsync(`devices/${devices[1]}/telemetry`, JSON.stringify({ seq: 1_000_000, ts: now - 500, metrics: { temperature: 30 } }), {
       qos: 1,
     });
     await waitFor(
