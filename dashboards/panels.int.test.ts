@@ -320,9 +320,12 @@ beforeAll(async () => {
         }
       }),
     );
-    // Faults the operator's dashboards must show: a bad payload (dead-lettered) and an InfluxDB outage.
+    // Faults the operator's dashboards must show: a bad payload (dead-lettered), a reading that arrives long after
+    // its window closed (a late event for the rollups; still stored raw), and an InfluxDB outage.
     await clients[0]!.publishAsync(`devices/${devices[0]}/telemetry`, 'not json', { qos: 1 });
-    await waitFor(countRawPoints, (n) => n === readings.length, { what: `${readings.length} raw points` });
+    const late = { seq: 2_000_000, ts: now - 90 * MIN + 7_000, metrics: { temperature: 21, humidity: 45 } };
+    await clients[0]!.publishAsync(`devices/${devices[0]}/telemetry`, JSON.stringify(late), { qos: 1 });
+    await waitFor(countRawPoints, (n) => n === readings.length + 1, { what: `${readings.length + 1} raw points` });
     // A poison message in the stream (not a TelemetryBatch): the processors dead-letter it.
     const nc = await connect({ servers: nats.url });
     try {
@@ -345,7 +348,7 @@ beforeAll(async () => {
       { what: 'a failed InfluxDB write' },
     );
     await influx.start();
-    await waitFor(countRawPoints, (n) => n === readings.length + 1, { what: 'the reading written during the outage' });
+    await waitFor(countRawPoints, (n) => n === readings.length + 2, { what: 'the reading written during the outage' });
   } finally {
     await Promise.allSettled(clients.map((c) => c.endAsync()));
   }
