@@ -7,7 +7,7 @@
  * - for the wiring around it: secrets only through .env, healthchecks, Prometheus targets, Grafana provisioning,
  *   and the Dockerfile (non-root, Node LTS, the commands compose runs exist in the build).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -108,6 +108,20 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('mounts only files and folders that exist in the repository (for the services on this branch)', async () => {
+    const configs = new Set((await loadServiceConfigs()).map((c) => c.service));
+    for (const [name, svc] of Object.entries(services)) {
+      const service = pipelineService(svc.command);
+      if (service && !configs.has(service)) continue; // not on this branch yet
+      for (const volume of svc.volumes ?? []) {
+        const host = volume.split(':')[0]!;
+        if (host.startsWith('./')) expect(existsSync(join(root, host)), `${name} mounts ${host}`).toBe(true);
+      }
+    }
+    // Init scripts run only when executable.
+    expect(statSync(join(root, 'dashboards/influxdb/init/10-dbrp.sh')).mode & 0o111).not.toBe(0);
+  });
+
   it('gives every long-running service a healthcheck and a restart policy', () => {
     for (const [name, svc] of Object.entries(services)) {
       expect(svc.restart, name).toBe('unless-stopped');
@@ -125,10 +139,6 @@ describe('docker-compose.yml', () => {
       const schema = configs.get(service);
       if (!schema) continue; // not on this branch yet: listed by the next test
       expect(existsSync(join(root, SERVICES[service], 'main.ts')), `${SERVICES[service]}/main.ts`).toBe(true);
-      for (const volume of svc.volumes ?? []) {
-        const host = volume.split(':')[0]!;
-        if (host.startsWith('./')) expect(existsSync(join(root, host)), `${name} mounts ${host}`).toBe(true);
-      }
       const env = svc.environment ?? {};
       const known = Object.keys(schema.shape);
       expect(
