@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
 import { DASHBOARD_DIR, DASHBOARDS, renderDashboards } from './index.ts';
 import { DashboardJson, durationText, escapeRegex, expressionQueries, interpolate, panelQueries, promqlMetricNames, roundInterval } from './queries.ts';
 
@@ -47,6 +48,20 @@ describe('dashboards as code', () => {
         const panel = d.panels.find((p) => p.title === e.panel)!;
         const refs = new Set(panel.targets!.map((t) => t.refId));
         for (const m of e.expression.matchAll(/\$?(\w+)/g)) expect(refs.has(m[1]!), `${e.panel}: ${e.expression}`).toBe(true);
+      }
+    }
+  });
+
+  it('lays panels out on the 24-column grid without overlaps', () => {
+    const GridPos = z.object({ x: z.number(), y: z.number(), w: z.number(), h: z.number() });
+    for (const d of loadAll()) {
+      const boxes = d.panels.map((p) => ({ title: p.title, ...GridPos.parse(p.gridPos) }));
+      for (const [i, a] of boxes.entries()) {
+        expect(a.x + a.w, `${d.title} / ${a.title} fits in 24 columns`).toBeLessThanOrEqual(24);
+        for (const b of boxes.slice(i + 1)) {
+          const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+          expect(overlap, `${d.title}: "${a.title}" overlaps "${b.title}"`).toBe(false);
+        }
       }
     }
   });
