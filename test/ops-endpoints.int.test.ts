@@ -3,7 +3,9 @@
  * `/healthz` (alive), `/readyz` (dependencies connected and consuming), `/metrics` (Prometheus text), and that
  * `/readyz` turns false while NATS is down and true again once it is back.
  */
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinary } from '../devstack/process.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { loadConfig } from '../core/config.ts';
 import { createSimulator } from '../simulator/app.ts';
@@ -92,6 +94,12 @@ describe('ops endpoints', () => {
         expect(metrics.body, `${service} /metrics has ${name}`).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
       }
       expect(namingProblems(metrics.body, PREFIX[service as keyof typeof PREFIX]), `${service} metric names`).toEqual([]);
+      // Prometheus' own linter (Debian package prometheus) on the exposition as served, for our own metrics
+      // (prom-client's default nodejs_* gauges such as nodejs_active_handles_total are not ours to rename).
+      requireBinary('promtool', 'prometheus');
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics.body, encoding: 'utf8' });
+      const ours = `${lint.stdout}${lint.stderr}`.split('\n').filter((l) => l.startsWith('iot_'));
+      expect(ours, `${service}: promtool check metrics`).toEqual([]);
       // Every sample carries the service label, so one Prometheus can tell the services apart.
       expect(metrics.body).toMatch(new RegExp(`^process_cpu_seconds_total\\{service="${service}"\\} `, 'm'));
 
