@@ -42,6 +42,11 @@ const PENDING_METRICS: { match: RegExp; producer: string; landsWith: string }[] 
   { match: /^iot_alerting_/, producer: 'alerting (issue 5)', landsWith: 'alerting/main.ts' },
   { match: /^iot_webhook_/, producer: 'the webhook dispatcher (issue 5)', landsWith: 'alerting/webhooks/main.ts' },
   {
+    match: /^iot_gateway_(auth_total|device_status_total|inflight_publishes|waiting_publishes)$/,
+    producer: 'the gateway with device identity, status and backpressure (issue 3)',
+    landsWith: 'gateway/status.ts',
+  },
+  {
     match: /^iot_processor_(consumer_pending|late_events_total|partitions_owned)$/,
     producer: 'processors with partitions and rollups (issue 4)',
     landsWith: 'processors/partition-worker.ts',

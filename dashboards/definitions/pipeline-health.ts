@@ -47,6 +47,41 @@ export const pipelineHealth: DashboardSpec = {
           ],
         },
         {
+          title: 'MQTT authentications / s by outcome',
+          kind: 'timeseries',
+          w: 8,
+          h: 8,
+          unit: 'reqps',
+          targets: [{ kind: 'promql', refId: 'A', expr: 'sum by (outcome) (rate(iot_gateway_auth_total[$__rate_interval]))', legendFormat: '{{outcome}}' }],
+        },
+        {
+          title: 'Device status changes / s',
+          description: 'online/offline transitions by cause: connect, disconnect, will (the connection died), keepalive, takeover.',
+          kind: 'timeseries',
+          w: 8,
+          h: 8,
+          unit: 'reqps',
+          targets: [
+            {
+              kind: 'promql',
+              refId: 'A',
+              expr: 'sum by (status, cause) (rate(iot_gateway_device_status_total[$__rate_interval]))',
+              legendFormat: '{{status}} ({{cause}})',
+            },
+          ],
+        },
+        {
+          title: 'Backpressure: publishes in flight and held',
+          description: 'Admitted publishes waiting for JetStream, and QoS 1 publishes held unanswered while the bounds are reached.',
+          kind: 'timeseries',
+          w: 8,
+          h: 8,
+          targets: [
+            { kind: 'promql', refId: 'A', expr: 'sum(iot_gateway_inflight_publishes)', legendFormat: 'in flight' },
+            { kind: 'promql', refId: 'B', expr: 'sum(iot_gateway_waiting_publishes)', legendFormat: 'held (QoS 1)' },
+          ],
+        },
+        {
           title: 'JetStream publish latency (one batch)',
           kind: 'timeseries',
           w: 8,
