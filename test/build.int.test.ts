@@ -73,7 +73,14 @@ describe('compiled services (the Docker image commands)', () => {
     const db = uniqueName('build');
     await influx.createDatabase(db);
     const [mqttPort, gwHttp, prHttp, simHttp] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const gateway = run('gateway', { NATS_URL: nats.url, MQTT_HOST: '127.0.0.1', MQTT_PORT: String(mqttPort), HTTP_PORT: String(gwHttp) });
+    // ALLOW_ANONYMOUS: the simulated devices carry no credentials (a gateway without device auth ignores it).
+    const gateway = run('gateway', {
+      NATS_URL: nats.url,
+      MQTT_HOST: '127.0.0.1',
+      MQTT_PORT: String(mqttPort),
+      HTTP_PORT: String(gwHttp),
+      ALLOW_ANONYMOUS: 'true',
+    });
     const processors = run('processors', { NATS_URL: nats.url, HTTP_PORT: String(prHttp), INFLUX_URL: influx.url, INFLUX_BUCKET: db });
     await waitFor(() => ready(gwHttp), Boolean, { what: `gateway ready; output:\n${gateway.output()}` });
     await waitFor(() => ready(prHttp), Boolean, { what: `processors ready; output:\n${processors.output()}` });
@@ -87,7 +94,8 @@ describe('compiled services (the Docker image commands)', () => {
       SIM_DEVICE_PREFIX: uniqueName('img'),
     });
     // With SIM_MESSAGES set, the simulator stops by itself once every publish was acknowledged.
-    expect(await simulator.exited, simulator.output()).toBe(0);
+    const code = await Promise.race([simulator.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000).unref())]);
+    expect(code, `simulator exit; output:\n${simulator.output()}\ngateway output:\n${gateway.output()}`).toBe(0);
     await waitFor(
       () => countPoints(influx, db),
       (n) => n >= 30,
