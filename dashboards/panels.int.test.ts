@@ -12,7 +12,6 @@
  *
  * It prints (and writes to .data/dashboard-panels.md) each panel's query and the series and points it returned.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +25,7 @@ import type { NatsServer } from '../devstack/nats-server.ts';
 import { freePort } from '../devstack/free-port.ts';
 import { startPrometheus, type PrometheusServer } from '../devstack/prometheus.ts';
 import { connectDevice, startGateway, startInfluxServer, startNatsServer, startProcessor, uniqueName } from '../test/support/stack.ts';
+import { startServiceProcess, type ServiceProcess } from '../test/support/service-process.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { DASHBOARD_DIR, DASHBOARDS } from './index.ts';
 import { DashboardJson, interpolate, intervalMs, panelQueries, promqlMetricNames, type PanelQuery, type QueryContext } from './queries.ts';
@@ -192,46 +192,7 @@ async function sumCounter(port: number, name: string, label = ''): Promise<numbe
     .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
 }
 
-interface Child {
-  child: ChildProcess;
-  output: () => string;
-  port: number;
-}
-const children: Child[] = [];
-
-/** Runs `<service>/main.ts` with tsx as its own process, configured by env only; resolves once /readyz says ready. */
-async function startProcess(mainFile: string, env: Record<string, string>): Promise<Child> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', mainFile], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', HTTP_HOST: '127.0.0.1', HTTP_PORT: String(port), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const c = { child, output: () => out, port };
-  children.push(c);
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`${mainFile} exited ${child.exitCode}:\n${out}`);
-      return (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).ok;
-    },
-    Boolean,
-    { what: `${mainFile} ready`, timeoutMs: 60_000 },
-  );
-  return c;
-}
-
-/** Stops a child with SIGTERM (it drains) and waits for it. */
-async function stopProcess(c: Child): Promise<void> {
-  if (c.child.exitCode !== null || c.child.signalCode !== null) return;
-  const exited = new Promise((resolve) => c.child.once('exit', resolve));
-  c.child.kill('SIGTERM');
-  const timer = setTimeout(() => c.child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
+const children: ServiceProcess[] = [];
 
 /** Alert rules for the simulated run (alerting's YAML format): temperatures above 24.5 and humidity above 55 fire. */
 const RULES_YAML = `rules:
@@ -261,7 +222,7 @@ beforeAll(async () => {
   const gateway = await startGateway(nats);
   const processor = await startProcessor(nats, influx, db);
   closeServices = async () => {
-    for (const c of children.reverse()) await stopProcess(c);
+    for (const c of children.reverse()) await c.stop();
     await processor.close();
     await gateway.close();
   };
@@ -284,19 +245,21 @@ beforeAll(async () => {
     writeFileSync(join(alertingDir, 'rules.yaml'), RULES_YAML);
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     writeFileSync(join(alertingDir, 'webhooks.yaml'), `endpoints:\n  - name: test\n    url: ${url}\n    secret: dashboards-test-secret-0123456789\n`);
-    const alerting = await startProcess('alerting/main.ts', {
+    const alerting = await startServiceProcess('alerting/main.ts', {
       NATS_URL: nats.url,
       API_PORT: String(await freePort()),
       RULES_FILE: join(alertingDir, 'rules.yaml'),
       STATE_BUCKET: uniqueName('alerting_state'),
     });
-    const webhooks = await startProcess('alerting/webhooks/main.ts', {
+    children.push(alerting);
+    const webhooks = await startServiceProcess('alerting/webhooks/main.ts', {
       NATS_URL: nats.url,
       WEBHOOKS_FILE: join(alertingDir, 'webhooks.yaml'),
       INFLUX_URL: influx.url,
       INFLUX_BUCKET: db,
     });
-    jobs.push({ job: 'alerting', targets: [`127.0.0.1:${alerting.port}`] }, { job: 'webhooks', targets: [`127.0.0.1:${webhooks.port}`] });
+    children.push(webhooks);
+    jobs.push({ job: 'alerting', targets: [`127.0.0.1:${alerting.httpPort}`] }, { job: 'webhooks', targets: [`127.0.0.1:${webhooks.httpPort}`] });
   }
   prometheus = await startPrometheus({ jobs, scrapeIntervalMs: SCRAPE_MS });
   promFrom = Date.now();
@@ -371,7 +334,7 @@ beforeAll(async () => {
   } else {
     await writeLines(alertLines(devices, now));
   }
-  const ports = [gateway.httpPort, processor.httpPort, ...children.map((c) => c.port)];
+  const ports = [gateway.httpPort, processor.httpPort, ...children.map((c) => c.httpPort)];
   exposedMetricNames = new Set(['up', ...(await Promise.all(ports.map(metricNames))).flat()]);
   // Let Prometheus scrape the end state (the outage, the recovery) twice.
   const seenAt = Date.now();

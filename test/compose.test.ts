@@ -169,9 +169,14 @@ describe('docker-compose.yml', () => {
     const run = new Set(Object.values(services).map((s) => pipelineService(s.command)));
     const configs = await loadServiceConfigs();
     for (const c of configs) expect(run.has(c.service), `compose runs ${c.service}`).toBe(true);
-    const pending = [...run].filter((s) => s && !configs.some((c) => c.service === s));
-    // alerting and its webhook dispatcher (issue 5) are not on main yet: their variables are checked once they land.
-    expect(pending.every((s) => s === 'alerting' || s === 'webhooks')).toBe(true);
+    // No zod schema to check against: services not on this branch yet (alerting and webhooks until issue 5 lands),
+    // and services configured by their command line's options (the simulator CLI of issue 6, whose options fall
+    // back to the same SIM_* variables).
+    const CLI_CONFIGURED: ServiceName[] = ['simulator'];
+    for (const s of run) {
+      if (!s || configs.some((c) => c.service === s)) continue;
+      if (existsSync(join(root, SERVICES[s], 'main.ts'))) expect(CLI_CONFIGURED, `${s} has a main.ts but no config.ts`).toContain(s);
+    }
   });
 
   it('mounts a Prometheus config that promtool accepts', () => {

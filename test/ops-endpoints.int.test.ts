@@ -7,10 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../devstack/process.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
-import { loadConfig } from '../core/config.ts';
-import { createSimulator } from '../simulator/app.ts';
-import { SimulatorConfig } from '../simulator/config.ts';
-import { startGateway, startInfluxServer, startNatsServer, startProcessor, testLog, uniqueName } from './support/stack.ts';
+import { startServiceProcess } from './support/service-process.ts';
+import { startGateway, startInfluxServer, startNatsServer, startProcessor, uniqueName } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 let influx: InfluxServer;
@@ -63,16 +61,13 @@ describe('ops endpoints', () => {
     await using nats = await startNatsServer();
     await using gateway = await startGateway(nats);
     await using processor = await startProcessor(nats, influx, db);
-    await using simulator = await createSimulator(
-      loadConfig(SimulatorConfig, {
-        MQTT_URL: `mqtt://127.0.0.1:${gateway.mqttPort}`,
-        HTTP_PORT: '0',
-        SIM_DEVICES: '2',
-        SIM_RATE: '5',
-        SIM_DEVICE_PREFIX: uniqueName('ops'),
-      }),
-      testLog,
-    );
+    // The simulator runs as its own process from its main.ts, configured by env as in docker-compose.yml.
+    await using simulator = await startServiceProcess('simulator/main.ts', {
+      MQTT_URL: `mqtt://127.0.0.1:${gateway.mqttPort}`,
+      SIM_DEVICES: '2',
+      SIM_RATE: '5',
+      SIM_DEVICE_PREFIX: uniqueName('ops'),
+    });
     const services = { gateway: gateway.httpPort, processors: processor.httpPort, simulator: simulator.httpPort };
 
     for (const [service, port] of Object.entries(services)) {
