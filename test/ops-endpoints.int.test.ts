@@ -4,10 +4,13 @@
  * `/readyz` turns false while NATS is down and true again once it is back.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../devstack/process.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
-import { startServiceProcess } from './support/service-process.ts';
+import { startServiceProcess, type ServiceProcess } from './support/service-process.ts';
 import { startGateway, startInfluxServer, startNatsServer, startProcessor, uniqueName } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -33,10 +36,20 @@ const OWN_METRICS = {
 } as const;
 
 /** The metric prefix of each service's own metrics. */
-const PREFIX = { gateway: 'iot_gateway_', processors: 'iot_processor_', simulator: 'iot_simulator_' } as const;
+const PREFIX: Record<string, string> = {
+  gateway: 'iot_gateway_',
+  processors: 'iot_processor_',
+  simulator: 'iot_simulator_',
+  alerting: 'iot_alerting_',
+  webhooks: 'iot_(webhook|alert_history)_',
+};
+
+const root = join(import.meta.dirname, '..');
+/** Alerting and its webhook dispatcher are checked too as soon as their code is on the branch (issue 5). */
+const ALERTING_ON_BRANCH = existsSync(join(root, 'alerting/main.ts')) && existsSync(join(root, 'alerting/webhooks/main.ts'));
 
 /**
- * Prometheus naming conventions on one exposition: counters end in `_total`, histograms and summaries carry a
+ * Prometheus naming conventions on one exposition (`prefix` is a regular expression): counters end in `_total`, histograms and summaries carry a
  * base unit (`_seconds`, `_bytes`), no gauge pretends to be a counter, every family has help text, and the
  * service's own metrics share its prefix. Returns the violations.
  */
@@ -45,7 +58,7 @@ function namingProblems(text: string, prefix: string): string[] {
   const help = new Map([...text.matchAll(/^# HELP (\S+) (.*)$/gm)].map((m) => [m[1]!, m[2]!]));
   for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
     if (!name!.startsWith('iot_')) continue; // prom-client's process_* and nodejs_* follow their own scheme
-    if (!name!.startsWith(prefix)) problems.push(`${name}: not prefixed ${prefix}`);
+    if (!new RegExp(`^${prefix}`).test(name!)) problems.push(`${name}: not prefixed ${prefix}`);
     if (type === 'counter' && !name!.endsWith('_total')) problems.push(`${name}: counter without _total`);
     if (type !== 'counter' && name!.endsWith('_total')) problems.push(`${name}: ${type} named like a counter`);
     if ((type === 'histogram' || type === 'summary') && !/_(seconds|bytes)$/.test(name!)) problems.push(`${name}: ${type} without a base unit`);
@@ -68,7 +81,31 @@ describe('ops endpoints', () => {
       SIM_RATE: '5',
       SIM_DEVICE_PREFIX: uniqueName('ops'),
     });
-    const services = { gateway: gateway.httpPort, processors: processor.httpPort, simulator: simulator.httpPort };
+    const services: Record<string, number> = { gateway: gateway.httpPort, processors: processor.httpPort, simulator: simulator.httpPort };
+    // Readiness follows each service's own dependencies: NATS for all but the simulator, which only needs its
+    // MQTT connections (the gateway keeps them while NATS is away).
+    const natsDependent: Record<string, number> = { gateway: gateway.httpPort, processors: processor.httpPort };
+    const dir = mkdtempSync(join(tmpdir(), 'iot-ops-'));
+    const extra: ServiceProcess[] = [];
+    await using _extra = {
+      [Symbol.asyncDispose]: async () => {
+        for (const p of extra.reverse()) await p.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    if (ALERTING_ON_BRANCH) {
+      writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - id: hot\n    kind: threshold\n    metric: temperature\n    above: 30\n');
+      const alerting = await startServiceProcess('alerting/main.ts', {
+        NATS_URL: nats.url,
+        API_PORT: '0',
+        RULES_FILE: join(dir, 'rules.yaml'),
+        STATE_BUCKET: uniqueName('ops_state'),
+      });
+      const webhooks = await startServiceProcess('alerting/webhooks/main.ts', { NATS_URL: nats.url, INFLUX_URL: influx.url, INFLUX_BUCKET: db });
+      extra.push(alerting, webhooks);
+      services.alerting = natsDependent.alerting = alerting.httpPort;
+      services.webhooks = natsDependent.webhooks = webhooks.httpPort;
+    }
 
     for (const [service, port] of Object.entries(services)) {
       const health = await get(port, '/healthz');
@@ -85,10 +122,10 @@ describe('ops endpoints', () => {
       const metrics = await get(port, '/metrics');
       expect(metrics.status).toBe(200);
       expect(metrics.type).toMatch(/^text\/plain; version=0\.0\.4/);
-      for (const name of [...OWN_METRICS[service as keyof typeof OWN_METRICS], 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
+      for (const name of [...(OWN_METRICS[service as keyof typeof OWN_METRICS] ?? []), 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
         expect(metrics.body, `${service} /metrics has ${name}`).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
       }
-      expect(namingProblems(metrics.body, PREFIX[service as keyof typeof PREFIX]), `${service} metric names`).toEqual([]);
+      expect(namingProblems(metrics.body, PREFIX[service]!), `${service} metric names`).toEqual([]);
       // Prometheus' own linter (Debian package prometheus) on the exposition as served, for our own metrics
       // (prom-client's default nodejs_* gauges such as nodejs_active_handles_total are not ours to rename).
       requireBinary('promtool', 'prometheus');
@@ -102,9 +139,6 @@ describe('ops endpoints', () => {
       expect((await get(port, '/readyz', 'POST')).status).toBe(405);
     }
 
-    // Readiness follows each service's own dependencies: NATS for gateway and processors (the simulator only
-    // needs its MQTT connections, which the gateway keeps while NATS is away).
-    const natsDependent = { gateway: gateway.httpPort, processors: processor.httpPort };
     await nats.stop();
     for (const [service, port] of Object.entries(natsDependent)) {
       const down = await waitFor(
