@@ -149,7 +149,12 @@ describe('alerting end to end', () => {
     ]);
     // Retry-After: 1 means the 4th attempt came at least a second after the 429.
     expect(attempts[3]!.at - attempts[2]!.at).toBeGreaterThanOrEqual(1000);
-    const logged = lines.filter((l) => l.id === 'hot/retry-1#1:firing:0' && typeof l.attempt === 'number');
+    // The receiver records the success before the dispatcher has read the response: wait for its log line.
+    const logged = await waitFor(
+      () => lines.filter((l) => l.id === 'hot/retry-1#1:firing:0' && typeof l.attempt === 'number'),
+      (l) => l.length >= 4,
+      { what: 'four logged attempts' },
+    );
     expect(logged.map((l) => [l.attempt, l.status ?? l.error])).toEqual([
       [1, 500],
       [2, 'timeout after 500 ms'],
@@ -284,6 +289,10 @@ describe('alerting end to end', () => {
     const rules = await dir.write('rules.yaml', 'rules:\n  - { id: hot, kind: threshold, metric: t, above: 30, repeatInterval: 1h }\n');
     await using alerting = await startAlerting(nats, rules);
     const api = `http://127.0.0.1:${alerting.apiPort}/api`;
+    expect((await fetch(`http://127.0.0.1:${alerting.httpPort}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`http://127.0.0.1:${alerting.httpPort}/metrics`)).text()).toMatch(
+      /iot_alerting_rules_loaded\{kind="threshold",service="alerting"\} 1/,
+    );
     const nc = await connect({ servers: nats.url });
     await publishReadings(nc.jetstream(), 'api-1', [{ ts: Date.now(), metrics: { t: 35 } }]);
     await waitFor(

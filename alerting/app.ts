@@ -87,23 +87,43 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   const metrics = createAlertingMetrics(registry);
   const nats = await connectNats(config.NATS_URL, 'alerting', log);
   const { nc } = nats;
-  const jsm = await nc.jetstreamManager();
-  await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
-  await ensureConsumer(jsm, STREAMS.telemetry, subjects.telemetryAll, config.DELIVER_FROM === 'all' ? DeliverPolicy.All : DeliverPolicy.New, config);
-  // Status: the last event per device tells who is offline right now, even for a brand-new consumer.
-  await ensureConsumer(jsm, STREAMS.deviceStatus, subjects.deviceStatusAll, DeliverPolicy.LastPerSubject, config);
-  const js = nc.jetstream();
-  let onLeaseLost = (): void => undefined;
-  let lease: Lease;
+  let consuming = false;
+  let closed = false;
+  // Up first, so a standby waiting for the lease answers /healthz (and 503 on /readyz).
+  let ops: OpsServer;
   try {
-    lease = await acquireLease(js, `${config.STATE_BUCKET}_lease`, config.LEASE_TTL_MS, log, () => onLeaseLost());
+    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && consuming && !closed, log });
   } catch (err) {
     await nc.close();
     throw err;
   }
-  const store = await StateStore.open(js, config.STATE_BUCKET, log);
+  const js = nc.jetstream();
+  let onLeaseLost = (): void => undefined;
+  let lease: Lease;
+  let store: StateStore;
+  let stored: Awaited<ReturnType<StateStore['load']>>;
+  try {
+    const jsm = await nc.jetstreamManager();
+    await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
+    await ensureConsumer(jsm, STREAMS.telemetry, subjects.telemetryAll, config.DELIVER_FROM === 'all' ? DeliverPolicy.All : DeliverPolicy.New, config);
+    // Status: the last event per device tells who is offline right now, even for a brand-new consumer.
+    await ensureConsumer(jsm, STREAMS.deviceStatus, subjects.deviceStatusAll, DeliverPolicy.LastPerSubject, config);
+    lease = await acquireLease(js, `${config.STATE_BUCKET}_lease`, config.LEASE_TTL_MS, log, () => onLeaseLost());
+  } catch (err) {
+    await ops.close();
+    await nc.close();
+    throw err;
+  }
+  try {
+    store = await StateStore.open(js, config.STATE_BUCKET, log);
+    stored = await store.load();
+  } catch (err) {
+    await lease.release();
+    await ops.close();
+    await nc.close();
+    throw err;
+  }
   const engine = new AlertEngine(loaded.rules, { now });
-  const stored = await store.load();
   const dropped = engine.restore(stored.states);
   for (const s of stored.silences) engine.silences.put(s);
   log.info({ rules: loaded.rules.length, states: stored.states.length - dropped, dropped, silences: stored.silences.length }, 'alert state restored');
@@ -122,7 +142,6 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
     return run;
   };
 
-  let closed = false;
   let stopping = false;
   let leaseLost = false;
   let pendingTransitions: AlertTransition[] = [];
@@ -300,7 +319,6 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   }
 
   let api: AlertApi;
-  let ops: OpsServer;
   try {
     api = await startAlertApi(
       config.HTTP_HOST,
@@ -343,7 +361,6 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
       },
       log,
     );
-    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && !closed, log });
   } catch (err) {
     closed = true;
     clearInterval(timer);
@@ -351,9 +368,11 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
     watcher?.close();
     for (const c of consumers) await c.close();
     await lease.release();
+    await ops.close();
     await nc.close();
     throw err;
   }
+  consuming = true;
   log.info({ httpPort: ops.port, apiPort: api.port, rules: engine.rules.length }, 'alerting consuming');
 
   let closing: Promise<void> | undefined;
