@@ -192,7 +192,12 @@ describe('alerting end to end', () => {
     );
     expect(new Set(receiver.requests.map((r) => r.key))).toEqual(new Set(['hot/resume-1#1:firing:0']));
     expect(receiver.requests.filter((r) => r.verdict === 'accepted')).toHaveLength(1);
-    expect((await second.metrics.notifications.get()).values).toMatchObject([{ labels: { outcome: 'delivered' }, value: 1 }]);
+    // Counted once the dispatcher has read the 200, which may be just after the receiver recorded it.
+    await waitFor(
+      async () => (await second.metrics.notifications.get()).values,
+      (v) => v.some((x) => x.labels.outcome === 'delivered' && x.value === 1),
+      { what: 'the second dispatcher to count the delivery' },
+    );
     await nc.close();
   });
 
@@ -220,7 +225,11 @@ describe('alerting end to end', () => {
     expect(entry.reason).toMatch(/^endpoint test: HTTP 503 after \d+ attempt\(s\)$/);
     expect(JSON.parse(Buffer.from(entry.payload, 'base64').toString('utf8'))).toMatchObject({ id: 'hot/dead-1#1:firing:0' });
     expect(receiver.requests.length).toBeGreaterThan(1);
-    expect((await dispatcher.metrics.notifications.get()).values).toMatchObject([{ labels: { endpoint: 'test', outcome: 'expired' }, value: 1 }]);
+    await waitFor(
+      async () => (await dispatcher.metrics.notifications.get()).values,
+      (v) => v.some((x) => x.labels.endpoint === 'test' && x.labels.outcome === 'expired' && x.value === 1),
+      { what: 'the expired notification to be counted' },
+    );
     await nc.close();
   });
 
