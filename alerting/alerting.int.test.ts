@@ -3,7 +3,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { influxql, rows } from '../devstack/influxql.ts';
 import { endpointsYaml, publishReadings, publishStatus, startAlerting, startDispatcher, tempDir } from '../test/support/alerting.ts';
-import { startInfluxServer, startNatsServer, uniqueName } from '../test/support/stack.ts';
+import { startInfluxServer, startNatsServer, testLog, uniqueName } from '../test/support/stack.ts';
+import { acquireLease } from './lease.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { startWebhookReceiver } from '../test/support/webhook-receiver.ts';
 import { connect } from 'nats';
@@ -331,6 +332,25 @@ describe('alerting end to end', () => {
 });
 
 describe('alert state ownership', () => {
+  it('stops an owner whose lease another instance took (it was cut off longer than the ttl)', async () => {
+    await using nats = await startNatsServer();
+    const nc = await connect({ servers: nats.url });
+    const bucket = uniqueName('lease');
+    let lost = false;
+    const lease = await acquireLease(nc.jetstream(), bucket, 500, testLog, () => (lost = true));
+    // Another instance wins the key while this one could not renew.
+    const kv = await nc.jetstream().views.kv(bucket);
+    await kv.put('owner', 'someone-else');
+    await waitFor(
+      () => lost,
+      (l) => l,
+      { what: 'the owner to notice' },
+    );
+    await lease.release();
+    expect((await kv.get('owner'))?.string()).toBe('someone-else');
+    await nc.close();
+  });
+
   it('makes a second instance wait as a standby and take over, with the state, when the first stops', async () => {
     await using nats = await startNatsServer();
     await using dir = await tempDir();

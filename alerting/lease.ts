@@ -42,17 +42,23 @@ export async function acquireLease(js: JetStreamClient, bucket: string, ttlMs: n
   log.info({ bucket, id }, 'alert state lease acquired');
   let released = false;
   let lost = false;
+  let renewing: Promise<void> | undefined;
   const renew = async (): Promise<void> => {
     try {
       revision = await kv.update(KEY, id, revision);
     } catch (err) {
       const current = await kv.get(KEY).catch(() => undefined);
+      if (released) return;
       if (current === null || (current && current.operation !== 'PUT')) {
         // Expired while we could not renew, and nobody took it: take it again.
         revision = await kv.create(KEY, id).catch(() => revision);
         return;
       }
-      if (current && current.string() !== id && !released && !lost) {
+      if (current && current.string() === id) {
+        revision = current.revision; // still ours: resynchronise
+        return;
+      }
+      if (current && !released && !lost) {
         lost = true;
         log.error({ bucket, owner: current.string() }, 'alert state lease lost to another instance: stopping');
         onLost();
@@ -61,7 +67,13 @@ export async function acquireLease(js: JetStreamClient, bucket: string, ttlMs: n
       }
     }
   };
-  const timer = setInterval(() => void renew(), Math.max(20, ttlMs / 3));
+  const timer = setInterval(
+    () => {
+      // A busy event loop can fire the timer again before the last renewal answered: one at a time.
+      renewing ??= renew().finally(() => (renewing = undefined));
+    },
+    Math.max(20, ttlMs / 3),
+  );
   let releasing: Promise<void> | undefined;
   return {
     id,
@@ -69,6 +81,7 @@ export async function acquireLease(js: JetStreamClient, bucket: string, ttlMs: n
       (releasing ??= (async () => {
         released = true;
         clearInterval(timer);
+        await renewing;
         if (lost) return;
         await kv.delete(KEY, { previousSeq: revision }).catch((err: unknown) => log.warn({ err }, 'lease release failed; it will expire'));
       })()),
