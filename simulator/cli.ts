@@ -1,0 +1,168 @@
+/**
+ * The `simulator` command line: `simulate` (a fleet from flags or a YAML scenario, writing a ledger) and
+ * `loadtest` (open-loop load with end-to-end latency and loss accounting). main.ts wires it to the process.
+ */
+import { readFile } from 'node:fs/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { createLogger } from '../core/logger.ts';
+import { createSimulator } from './app.ts';
+import { runLoadtestCommand } from './loadtest-command.ts';
+import { parseScenario, type Scenario, type ScenarioInput } from './scenario.ts';
+import type { SimulationProgress } from './simulate.ts';
+
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  stdout: NodeJS.WriteStream;
+  /** Resolves when the user asks to stop (SIGINT/SIGTERM). */
+  stopRequested: Promise<void>;
+}
+
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+
+export function progressLine(p: SimulationProgress): string {
+  return `devices ${p.connected}/${p.devices} connected | publishes ${p.publishes} | acked ${p.acked} | in flight ${p.inFlight} | finished ${p.finishedDevices} | ${(p.elapsedMs / 1000).toFixed(0)} s`;
+}
+
+interface SimulateFlags {
+  scenario?: string;
+  mqttUrl: string;
+  devices?: number;
+  rate?: number;
+  duration?: string;
+  messages?: number;
+  qos?: string;
+  payload?: string;
+  prefix?: string;
+  seed?: number;
+  password?: string;
+  credentials?: string;
+  connectRate?: number;
+  malformed?: number;
+  duplicates?: number;
+  disconnects?: number;
+  drops?: number;
+  skew?: string;
+  silent?: number;
+  ledger?: string;
+  httpPort: number;
+  logLevel: string;
+}
+
+/** The scenario file (if any) with the flags given on top, validated once. */
+async function scenarioFromFlags(f: SimulateFlags): Promise<Scenario> {
+  const fromFile: unknown = f.scenario ? (parseYaml(await readFile(f.scenario, 'utf8')) ?? {}) : {};
+  if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) throw new InvalidArgumentError(`${f.scenario}: must be a YAML mapping`);
+  const input: Record<string, unknown> = { ...(fromFile as Record<string, unknown>) };
+  const set = (k: keyof ScenarioInput, v: unknown): void => {
+    if (v !== undefined) input[k] = v;
+  };
+  set('devices', f.devices);
+  set('rate', f.rate);
+  set('duration', f.duration);
+  set('messages', f.messages);
+  set('qos', f.qos === undefined ? undefined : Number(f.qos));
+  set('payload', f.payload);
+  set('prefix', f.prefix);
+  set('seed', f.seed);
+  set('password', f.password);
+  set('connectRate', f.connectRate);
+  if (f.credentials) set('credentials', parseYaml(await readFile(f.credentials, 'utf8')));
+  const faults: Record<string, unknown> = { ...((input.faults as Record<string, unknown> | undefined) ?? {}) };
+  if (f.malformed !== undefined) faults.malformed = { share: f.malformed };
+  if (f.duplicates !== undefined) faults.duplicates = { share: f.duplicates };
+  if (f.disconnects !== undefined) faults.disconnects = { share: f.disconnects };
+  if (f.drops !== undefined) faults.connectionDrops = { share: f.drops };
+  if (f.silent !== undefined) faults.silent = { share: f.silent };
+  if (f.skew !== undefined) {
+    const [share, skew] = f.skew.split(':');
+    faults.clockSkew = { share: Number(share), skew };
+  }
+  input.faults = faults;
+  return parseScenario(input, f.scenario ?? 'flags');
+}
+
+export function buildCli(io: CliIo): Command {
+  const program = new Command('simulator')
+    .description(
+      'Simulated IoT fleets for the pipeline: realistic signals, injected faults, a ledger of what the pipeline should show, and an open-loop load test.',
+    )
+    .showHelpAfterError();
+
+  program
+    .command('simulate', { isDefault: true })
+    .description('run a fleet from flags or a YAML scenario file; writes a ledger (points per device, dead letters by reason) on exit')
+    .option('-s, --scenario <file>', 'YAML scenario (see simulator/scenarios/); flags given too override it')
+    .addOption(new Option('--mqtt-url <url>', 'gateway MQTT URL').env('MQTT_URL').default('mqtt://127.0.0.1:1883'))
+    .addOption(new Option('-n, --devices <n>', 'number of devices (one MQTT connection each)').env('SIM_DEVICES').argParser(num('--devices')))
+    .addOption(new Option('-r, --rate <msgs/s>', 'messages per second per device').env('SIM_RATE').argParser(num('--rate')))
+    .option('-d, --duration <time>', 'how long each device publishes (500ms, 10s, 5m); unlimited by default')
+    .addOption(new Option('-m, --messages <n>', 'messages per device, then stop').env('SIM_MESSAGES').argParser(num('--messages')))
+    .addOption(new Option('--qos <0|1>', 'MQTT QoS of telemetry publishes').choices(['0', '1']).env('SIM_QOS'))
+    .addOption(new Option('--payload <form>', 'payload form').choices(['json', 'senml']))
+    .addOption(new Option('--prefix <prefix>', 'device ids are {prefix}-{n}').env('SIM_DEVICE_PREFIX'))
+    .addOption(new Option('--seed <n>', 'seed of signals and faults (same seed, same run)').env('SIM_SEED').argParser(num('--seed')))
+    .addOption(new Option('--password <secret>', 'password of every device').env('SIM_PASSWORD'))
+    .option('--credentials <file>', 'YAML or JSON map {deviceId: secret}')
+    .addOption(new Option('--connect-rate <n>', 'new connections per second at start-up').env('SIM_CONNECTS_PER_S').argParser(num('--connect-rate')))
+    .option('--malformed <share>', 'share of messages replaced by malformed payloads', num('--malformed'))
+    .option('--duplicates <share>', 'share of messages published twice', num('--duplicates'))
+    .option('--disconnects <share>', 'share of devices that disconnect and reconnect', num('--disconnects'))
+    .option('--drops <share>', 'share of devices whose connection dies without DISCONNECT (last will)', num('--drops'))
+    .option('--skew <share:time>', 'share of devices with a skewed clock, e.g. 0.1:10m')
+    .option('--silent <share>', 'share of devices that go silent after a few messages', num('--silent'))
+    .option('-l, --ledger <file>', 'write the ledger (JSON) here on exit')
+    .addOption(new Option('--http-port <port>', '/healthz /readyz /metrics port (0 = any)').env('HTTP_PORT').default(9103).argParser(num('--http-port')))
+    .addOption(new Option('--log-level <level>', 'pino log level').env('LOG_LEVEL').default('info'))
+    .action(async (flags: SimulateFlags) => {
+      const log = createLogger('simulator', flags.logLevel);
+      const scenario = await scenarioFromFlags(flags);
+      const sim = await createSimulator(
+        { mqttUrl: flags.mqttUrl, scenario, httpPort: flags.httpPort, ...(flags.ledger ? { ledgerPath: flags.ledger } : {}) },
+        log,
+      );
+      const tty = io.stdout.isTTY;
+      let ticks = 0;
+      const status = setInterval(() => {
+        const line = progressLine(sim.simulation.progress());
+        if (tty) io.stdout.write(`\r\x1b[K${line}`);
+        else if (ticks++ % 10 === 0) log.info({ progress: sim.simulation.progress() }, line);
+      }, 500);
+      await Promise.race([sim.simulation.finished, io.stopRequested]);
+      clearInterval(status);
+      if (tty) io.stdout.write('\n');
+      const ledger = await sim.close();
+      log.info({ totals: ledger.totals, ledger: flags.ledger }, 'simulation finished');
+    });
+
+  program
+    .command('loadtest')
+    .description(
+      'open-loop load test: messages scheduled by time at a fixed offered rate (latency counted from the scheduled time), ' +
+        'PUBACK and end-to-end latency (HdrHistogram), throughput, JetStream backlog, and loss/duplicates checked for every (device, seq) in InfluxDB. ' +
+        'Starts its own stack when no --mqtt-url is given.',
+    )
+    .option('--rate <msgs/s>', 'offered rate (total, all devices)', num('--rate'), 1000)
+    .option('--duration <s>', 'seconds per step', num('--duration'), 10)
+    .option('--devices <n>', 'MQTT connections (raised to rate/500 so a device never sends two readings in one ms)', num('--devices'), 20)
+    .addOption(new Option('--qos <0|1>', 'MQTT QoS').choices(['0', '1']).default('1'))
+    .option('--steps', 'repeat with rising rates (x1.5) until the pipeline falls behind')
+    .option('--max-steps <n>', 'at most this many steps', num('--max-steps'), 8)
+    .option('--json <file>', 'write the result as JSON here')
+    .option('--mqtt-url <url>', 'gateway of a running stack (else one is started)')
+    .option('--influx-url <url>', 'InfluxDB (InfluxQL /query) of the running stack')
+    .option('--influx-db <name>', 'database/bucket of the running stack', 'telemetry')
+    .option('--nats-url <url>', 'NATS of the running stack (for the JetStream backlog)')
+    .option('--password <secret>', 'password of every load-test device')
+    .option('--profile <dir>', 'when starting its own stack: run gateway and processors with --cpu-prof into this folder')
+    .addOption(new Option('--log-level <level>', 'pino log level').env('LOG_LEVEL').default('warn'))
+    .action(async (flags: Record<string, unknown>) => {
+      await runLoadtestCommand(flags, io);
+    });
+
+  return program;
+}
