@@ -4,6 +4,7 @@
  * drifting), and the scenario's faults injected deterministically from its seed. Every publish is recorded
  * in the ledger with the gateway's expected verdict.
  */
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../core/logger.ts';
@@ -77,6 +78,7 @@ export function simulate(opts: SimulateOptions): Simulation {
   let acked = 0;
   let finishedDevices = 0;
   const stop = new AbortController();
+  setMaxListeners(0, stop.signal); // every device waits on it
 
   const maxMessages = s.messages ?? Infinity;
   const endAt = s.duration !== undefined ? startedAt + s.duration : Infinity;

@@ -104,18 +104,30 @@ describe('faults', () => {
     const device: MqttClient = await connectDevice(gateway.mqttPort, 'outage-1', { reconnectPeriod: 300 });
     try {
       await device.publishAsync('devices/outage-1/telemetry', valid(1, Date.now() - 5000), { qos: 1 });
-      await waitFor(() => countPoints(influx, db), (n) => n === 1, { what: 'first point' });
+      await waitFor(
+        () => countPoints(influx, db),
+        (n) => n === 1,
+        { what: 'first point' },
+      );
 
       await nats.stop();
       let acked = false;
       const pub = device.publishAsync('devices/outage-1/telemetry', valid(2, Date.now() - 4000), { qos: 1 }).then(() => (acked = true));
       // The gateway gives up after its deadline and closes the connection without PUBACK.
-      await waitFor(() => gateway.metrics.batchesFailed.get().then((m) => m.values[0]?.value ?? 0), (n) => n >= 1, { what: 'batch given up' });
+      await waitFor(
+        () => gateway.metrics.batchesFailed.get().then((m) => m.values[0]?.value ?? 0),
+        (n) => n >= 1,
+        { what: 'batch given up' },
+      );
       expect(acked).toBe(false);
 
       await nats.start();
       await pub; // mqtt.js resends the unacknowledged publish after reconnecting; PUBACK now means stored
-      await waitFor(() => countPoints(influx, db), (n) => n >= 2, { what: 'retried point' });
+      await waitFor(
+        () => countPoints(influx, db),
+        (n) => n >= 2,
+        { what: 'retried point' },
+      );
       await waitConsumerIdle(nats, STREAMS.telemetry, CONSUMERS.processors);
       expect(await countPoints(influx, db)).toBe(2);
     } finally {
@@ -137,7 +149,11 @@ describe('faults', () => {
     };
     try {
       await send(100);
-      await waitFor(() => countPoints(influx, db), (n) => n === 100, { what: '100 points before the outage' });
+      await waitFor(
+        () => countPoints(influx, db),
+        (n) => n === 100,
+        { what: '100 points before the outage' },
+      );
       await influx.stop();
       const outageEnds = Date.now() + 10_000;
       while (Date.now() < outageEnds) {
