@@ -13,7 +13,7 @@ import type { SimulationProgress } from './simulate.ts';
 
 export interface CliIo {
   env: Record<string, string | undefined>;
-  stdout: NodeJS.WriteStream;
+  stdout: { write(text: string): unknown; isTTY?: boolean };
   /** Resolves when the user asks to stop (SIGINT/SIGTERM). */
   stopRequested: Promise<void>;
 }
