@@ -32,6 +32,8 @@ export interface LocalStackOptions {
   /** Which services: default gateway, processors, and alerting when present. */
   services?: string[];
   logLevel?: string;
+  /** Use this InfluxDB (URL of the v2 write adapter, which also answers InfluxQL) instead of starting one; `db` must exist. */
+  influx?: { url: string; db: string };
 }
 
 interface Child {
@@ -111,16 +113,17 @@ export function stackVersions(): Record<string, string> {
 /** Starts NATS, InfluxDB and the services; `close()` stops them in reverse order (SIGTERM, so profiles are written). */
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
   const nats = await startNatsServer();
-  const influx = await startInfluxServer();
-  const db = 'telemetry';
-  await influx.createDatabase(db);
+  const ownInflux = opts.influx ? undefined : await startInfluxServer();
+  const db = opts.influx?.db ?? 'telemetry';
+  await ownInflux?.createDatabase(db);
+  const influxUrl = opts.influx?.url ?? ownInflux!.url;
   const mqttPort = await freePort();
   const wanted = opts.services ?? ['processors', 'gateway', ...(existsSync(join(root, 'alerting/main.ts')) ? ['alerting'] : [])];
-  const common = { NATS_URL: nats.url, LOG_LEVEL: opts.logLevel ?? 'warn', INFLUX_URL: influx.url, INFLUX_BUCKET: db, ...opts.env };
+  const common = { NATS_URL: nats.url, LOG_LEVEL: opts.logLevel ?? 'warn', INFLUX_URL: influxUrl, INFLUX_BUCKET: db, ...opts.env };
   const children: Child[] = [];
   const close = async (): Promise<void> => {
     for (const c of [...children].reverse()) await stopChild(c);
-    await influx.close();
+    await ownInflux?.close();
     await nats.close();
   };
   try {
@@ -138,7 +141,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   }
   return {
     mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
-    influxUrl: influx.url,
+    influxUrl,
     influxDb: db,
     natsUrl: nats.url,
     services: wanted,
