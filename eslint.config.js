@@ -48,7 +48,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/main.ts', 'devstack/**/*.ts', 'scripts/**', 'bench/bench.ts', 'bench/naive-bridge.ts', 'bench/raw-broker.ts'],
+    files: ['**/main.ts', 'devstack/**/*.ts', 'scripts/**', 'bench/bench.ts', 'bench/cpu-profile.ts', 'bench/naive-bridge.ts', 'bench/raw-broker.ts'],
     rules: { 'no-restricted-syntax': 'off' },
   },
   {

@@ -140,6 +140,7 @@ try {
       } else {
         r.fell_behind_at = rate;
         active.splice(active.indexOf(name), 1);
+        if (step.stored === 0 && sys.logs) log(`  ${name} stored nothing; its last output:\n${sys.logs()}`);
       }
     }
     if (active.length === 0) break;

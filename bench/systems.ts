@@ -25,6 +25,8 @@ export interface System {
   sink: Sink;
   backlog?: () => Promise<number>;
   versions: Record<string, string>;
+  /** The last output of the system's processes, to show when it lost messages. */
+  logs?: () => string;
   stop(): Promise<void>;
 }
 
@@ -127,6 +129,7 @@ export async function startNaive(influx: SharedInflux): Promise<System> {
     mqttUrl: broker.url,
     sink: influxSink({ url: influx.directUrl, db }),
     versions: { aedes: await pkgVersion(root, 'aedes'), mqtt: await pkgVersion(root, 'mqtt') },
+    logs: () => bridge.output().slice(-2000),
     stop: async () => {
       await bridge.stop();
       await broker.child.stop();
@@ -153,11 +156,23 @@ export async function installNodeRed(log: (line: string) => void): Promise<strin
 }
 
 /** mqtt in -> function (payload -> point) -> influxdb out (one write per message) or join (5,000 / 100 ms) -> influxdb batch. */
+/** Node-RED ids are 16 hex digits; short words can collide with property values. */
+const ID = {
+  tab: 'a1b2c3d4e5f60001',
+  broker: 'a1b2c3d4e5f60002',
+  influx: 'a1b2c3d4e5f60003',
+  in: 'a1b2c3d4e5f60004',
+  fn: 'a1b2c3d4e5f60005',
+  out: 'a1b2c3d4e5f60006',
+  join: 'a1b2c3d4e5f60007',
+  batch: 'a1b2c3d4e5f60008',
+};
+
 export function nodeRedFlows(variant: 'batch' | 'per_message', mqtt: { host: string; port: number }, influx: { host: string; port: number; db: string }) {
   const common = [
-    { id: 'tab', type: 'tab', label: `bench ${variant}` },
+    { id: ID.tab, type: 'tab', label: `bench ${variant}` },
     {
-      id: 'broker',
+      id: ID.broker,
       type: 'mqtt-broker',
       broker: mqtt.host,
       port: String(mqtt.port),
@@ -169,7 +184,7 @@ export function nodeRedFlows(variant: 'batch' | 'per_message', mqtt: { host: str
       cleansession: true,
     },
     {
-      id: 'influx',
+      id: ID.influx,
       type: 'influxdb',
       hostname: influx.host,
       port: String(influx.port),
@@ -180,47 +195,47 @@ export function nodeRedFlows(variant: 'batch' | 'per_message', mqtt: { host: str
       influxdbVersion: '1.x',
     },
     {
-      id: 'in',
+      id: ID.in,
       type: 'mqtt in',
-      z: 'tab',
+      z: ID.tab,
       topic: 'devices/+/telemetry',
       qos: '1',
       datatype: 'json',
-      broker: 'broker',
+      broker: ID.broker,
       nl: false,
       rap: true,
       rh: 0,
       inputs: 0,
-      wires: [['fn']],
+      wires: [[ID.fn]],
     },
   ];
   if (variant === 'per_message')
     return [
       ...common,
       {
-        id: 'fn',
+        id: ID.fn,
         type: 'function',
-        z: 'tab',
+        z: ID.tab,
         func: "const p = msg.payload;\nconst fields = Object.assign({}, p.metrics, { time: new Date(p.ts) });\nmsg.measurement = 'telemetry';\nmsg.payload = [fields, { device: msg.topic.split('/')[1] }];\nreturn msg;",
         outputs: 1,
-        wires: [['out']],
+        wires: [[ID.out]],
       },
-      { id: 'out', type: 'influxdb out', z: 'tab', influxdb: 'influx', measurement: 'telemetry', precision: 'ms', retentionPolicy: '', wires: [] },
+      { id: ID.out, type: 'influxdb out', z: ID.tab, influxdb: ID.influx, measurement: 'telemetry', precision: 'ms', retentionPolicy: '', wires: [] },
     ];
   return [
     ...common,
     {
-      id: 'fn',
+      id: ID.fn,
       type: 'function',
-      z: 'tab',
+      z: ID.tab,
       func: "const p = msg.payload;\nmsg.payload = { measurement: 'telemetry', fields: p.metrics, tags: { device: msg.topic.split('/')[1] }, timestamp: new Date(p.ts) };\nreturn msg;",
       outputs: 1,
-      wires: [['join']],
+      wires: [[ID.join]],
     },
     {
-      id: 'join',
+      id: ID.join,
       type: 'join',
-      z: 'tab',
+      z: ID.tab,
       mode: 'custom',
       build: 'array',
       property: 'payload',
@@ -232,9 +247,9 @@ export function nodeRedFlows(variant: 'batch' | 'per_message', mqtt: { host: str
       timeout: '0.1',
       count: '5000',
       reduceRight: false,
-      wires: [['batch']],
+      wires: [[ID.batch]],
     },
-    { id: 'batch', type: 'influxdb batch', z: 'tab', influxdb: 'influx', precision: 'ms', retentionPolicy: '', wires: [] },
+    { id: ID.batch, type: 'influxdb batch', z: ID.tab, influxdb: ID.influx, precision: 'ms', retentionPolicy: '', wires: [] },
   ];
 }
 
@@ -270,6 +285,7 @@ export async function startNodeRed(variant: 'batch' | 'per_message', influx: Sha
     name: variant === 'batch' ? 'nodered_batch' : 'nodered_per_message',
     mqttUrl: broker.url,
     sink: influxSink({ url: influx.directUrl, db }),
+    logs: () => red.output().slice(-2000),
     versions: { 'node-red': await pkgVersion(dir, 'node-red'), 'node-red-contrib-influxdb': await pkgVersion(dir, 'node-red-contrib-influxdb') },
     stop: async () => {
       await red.stop();
