@@ -137,13 +137,15 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   consuming = true;
   const loop = (async () => {
     let buf: JsMsg[] = [];
-    for await (const m of messages) {
-      buf.push(m);
-      // Adaptive batching: write as soon as nothing more is queued locally, or the batch is full.
-      // getPending() still counts the message in hand until the loop asks for the next one, hence <= 1.
-      if (buf.length >= config.FETCH_MAX_MESSAGES || messages.getPending() <= 1) {
-        const batch = buf;
-        buf = [];
+    let chain = Promise.resolve();
+    let idleFlush: NodeJS.Immediate | undefined;
+    const flush = (): Promise<void> => {
+      if (idleFlush) clearImmediate(idleFlush);
+      idleFlush = undefined;
+      if (buf.length === 0) return chain;
+      const batch = buf;
+      buf = [];
+      chain = chain.then(async () => {
         try {
           await handle(batch);
         } catch (err) {
@@ -151,8 +153,19 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
           log.error({ err }, 'batch handling failed; messages will be redelivered');
           for (const msg of batch) msg.nak(config.RETRY_MIN_MS);
         }
-      }
+      });
+      return chain;
+    };
+    for await (const m of messages) {
+      buf.push(m);
+      // Adaptive batching: write as soon as nothing more is queued locally, or the batch is full.
+      // getPending() still counts the message in hand until the loop asks for the next one, hence <= 1.
+      if (buf.length >= config.FETCH_MAX_MESSAGES || messages.getPending() <= 1) await flush();
+      // getPending() also counts the client's queued pull requests, so after the last message of a burst it can
+      // stay above 1 with nothing more to come: flush once the queued messages were handed out (next I/O turn).
+      else idleFlush ??= setImmediate(() => void flush());
     }
+    await flush();
     consuming = false;
   })();
 
