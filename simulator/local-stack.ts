@@ -46,7 +46,8 @@ function startService(name: string, entry: string, env: Record<string, string>, 
   const args = [
     '--import',
     'tsx',
-    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []),
+    // One folder per service: tsx's loader thread writes a profile too (the larger file is the main thread's).
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`] : []),
     join(root, entry),
   ];
   const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
