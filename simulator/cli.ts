@@ -25,7 +25,7 @@ const num = (name: string) => (v: string) => {
 };
 
 export function progressLine(p: SimulationProgress): string {
-  return `devices ${p.connected}/${p.devices} connected | publishes ${p.publishes} | acked ${p.acked} | in flight ${p.inFlight} | finished ${p.finishedDevices} | ${(p.elapsedMs / 1000).toFixed(0)} s`;
+  return `devices ${p.connected}/${p.devices} connected | publishes ${p.publishes} | acked ${p.acked} | in flight ${p.inFlight} | finished ${p.finishedDevices} | ${(p.elapsedMs / 1000).toFixed(0)} s | rss ${Math.round(process.memoryUsage.rss() / 1048576)} MB`;
 }
 
 interface SimulateFlags {
