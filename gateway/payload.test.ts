@@ -10,7 +10,18 @@ describe('parseTelemetry', () => {
     const r = parse({ ts: now - 1000, seq: 42, metrics: { temperature: 21.5 }, units: { temperature: 'Cel' }, tags: { room: 'a 1' } });
     expect(r).toEqual({
       ok: true,
-      events: [{ v: 1, id: 'dev-1:42', deviceId: 'dev-1', ts: now - 1000, receivedAt: now, metrics: { temperature: 21.5 }, units: { temperature: 'Cel' }, tags: { room: 'a 1' } }],
+      events: [
+        {
+          v: 1,
+          id: 'dev-1:42',
+          deviceId: 'dev-1',
+          ts: now - 1000,
+          receivedAt: now,
+          metrics: { temperature: 21.5 },
+          units: { temperature: 'Cel' },
+          tags: { room: 'a 1' },
+        },
+      ],
     });
   });
 

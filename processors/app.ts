@@ -135,37 +135,30 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   const consumer = await js.consumers.get(STREAMS.telemetry, CONSUMERS.processors);
   const messages = await consumer.consume({ max_messages: config.FETCH_MAX_MESSAGES * 2 });
   consuming = true;
-  const loop = (async () => {
-    let buf: JsMsg[] = [];
-    let chain = Promise.resolve();
-    let idleFlush: NodeJS.Immediate | undefined;
-    const flush = (): Promise<void> => {
-      if (idleFlush) clearImmediate(idleFlush);
-      idleFlush = undefined;
-      if (buf.length === 0) return chain;
-      const batch = buf;
-      buf = [];
-      chain = chain.then(async () => {
-        try {
-          await handle(batch);
-        } catch (err) {
-          // Only dead-lettering can throw here (NATS down): leave the messages to redelivery.
-          log.error({ err }, 'batch handling failed; messages will be redelivered');
-          for (const msg of batch) msg.nak(config.RETRY_MIN_MS);
-        }
-      });
-      return chain;
-    };
-    for await (const m of messages) {
-      buf.push(m);
-      // Adaptive batching: write as soon as nothing more is queued locally, or the batch is full.
-      // getPending() still counts the message in hand until the loop asks for the next one, hence <= 1.
-      if (buf.length >= config.FETCH_MAX_MESSAGES || messages.getPending() <= 1) await flush();
-      // getPending() also counts the client's queued pull requests, so after the last message of a burst it can
-      // stay above 1 with nothing more to come: flush once the queued messages were handed out (next I/O turn).
-      else idleFlush ??= setImmediate(() => void flush());
+  // Messages are queued as they arrive and written by one worker, whatever has gathered up to FETCH_MAX_MESSAGES
+  // at a time: small batches when idle (low latency), large ones under load (few, big InfluxDB writes).
+  const queue: JsMsg[] = [];
+  let worker: Promise<void> | undefined;
+  const work = async (): Promise<void> => {
+    await new Promise((resolve) => setImmediate(resolve)); // let a burst of deliveries gather first
+    while (queue.length > 0) {
+      const batch = queue.splice(0, config.FETCH_MAX_MESSAGES);
+      try {
+        await handle(batch);
+      } catch (err) {
+        // Only dead-lettering can throw here (NATS down): leave the messages to redelivery.
+        log.error({ err }, 'batch handling failed; messages will be redelivered');
+        for (const msg of batch) msg.nak(config.RETRY_MIN_MS);
+      }
     }
-    await flush();
+    worker = undefined;
+  };
+  const loop = (async () => {
+    for await (const m of messages) {
+      queue.push(m);
+      worker ??= work();
+    }
+    await worker;
     consuming = false;
   })();
 
