@@ -118,6 +118,18 @@ export function buildCli(io: CliIo): Command {
     .option('-l, --ledger <file>', 'write the ledger (JSON) here on exit')
     .addOption(new Option('--http-port <port>', '/healthz /readyz /metrics port (0 = any)').env('HTTP_PORT').default(9103).argParser(num('--http-port')))
     .addOption(new Option('--log-level <level>', 'pino log level').env('LOG_LEVEL').default('info'))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  simulator simulate -n 100 -r 2 -d 5m                      100 devices, 2 msg/s each, for 5 minutes
+  simulator simulate -s simulator/scenarios/every-fault.yaml -l ledger.json
+  simulator simulate -n 10000 -r 0.2 --connect-rate 1000    10,000 connections from one process
+  simulator simulate -n 50 -m 100 --malformed 0.05 --duplicates 0.02 --drops 0.1 --skew 0.1:10m -l ledger.json
+
+The ledger (JSON) lists per device what was sent and what the pipeline should therefore show:
+points (distinct readings), dead letters by reason, clean disconnects, dropped connections (last wills).`,
+    )
     .action(async (flags: SimulateFlags) => {
       const log = createLogger('simulator', flags.logLevel);
       const scenario = await scenarioFromFlags(flags);
@@ -159,7 +171,20 @@ export function buildCli(io: CliIo): Command {
     .option('--nats-url <url>', 'NATS of the running stack (for the JetStream backlog)')
     .option('--password <secret>', 'password of every load-test device')
     .option('--profile <dir>', 'when starting its own stack: run gateway and processors with --cpu-prof into this folder')
+    .option('--max-p99-ms <ms>', 'a step keeps up only if its end-to-end p99 stays under this', num('--max-p99-ms'), 2000)
+    .option('--grace-ms <ms>', 'a step keeps up only if everything is stored within this after the last send', num('--grace-ms'), 2000)
     .addOption(new Option('--log-level <level>', 'pino log level').env('LOG_LEVEL').default('warn'))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  npm run loadtest -- --rate 5000 --duration 15 --json result.json           one step on a self-started stack
+  npm run loadtest -- --rate 2000 --steps --json result.json                 x1.5 per step until it falls behind
+  npm run loadtest -- --rate 1000 --mqtt-url mqtt://127.0.0.1:1883 --influx-url http://127.0.0.1:8086 --nats-url nats://127.0.0.1:4222
+
+A step "keeps up" when every acknowledged message is in InfluxDB exactly once, it was all stored within
+--grace-ms of the last send, and the end-to-end p99 stayed under --max-p99-ms.`,
+    )
     .action(async (flags: Record<string, unknown>) => {
       await runLoadtestCommand(flags, io);
     });

@@ -24,6 +24,8 @@ export const LoadtestFlags = z
     natsUrl: z.string().optional(),
     password: z.string().optional(),
     profile: z.string().optional(),
+    maxP99Ms: z.number().positive(),
+    graceMs: z.number().positive(),
     logLevel: z.string(),
   })
   .refine((f) => f.mqttUrl === undefined || f.influxUrl !== undefined, { message: '--influx-url is required with --mqtt-url', path: ['influxUrl'] });
@@ -69,6 +71,8 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
       qos: flags.qos,
       steps: flags.steps,
       maxSteps: flags.maxSteps,
+      maxP99Ms: flags.maxP99Ms,
+      graceMs: flags.graceMs,
       ...(flags.password !== undefined ? { password: flags.password } : {}),
       ...(backlog ? { backlog: backlog.read } : {}),
       onStep: (s) =>
@@ -84,6 +88,8 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
         devices: flags.devices,
         duration_s: flags.duration,
         steps: flags.steps,
+        max_p99_ms: flags.maxP99Ms,
+        grace_ms: flags.graceMs,
         stack: stack ? `self-started: ${stack.services.join(', ')}` : 'running stack',
         mqtt_url: mqttUrl,
         e2e_resolution_ms: 50,
