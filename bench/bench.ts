@@ -141,6 +141,9 @@ try {
         r.fell_behind_at = rate;
         active.splice(active.indexOf(name), 1);
         if (step.stored === 0 && sys.logs) log(`  ${name} stored nothing; its last output:\n${sys.logs()}`);
+        // A system that fell behind may still be working off its backlog: stop it now so it does not steal CPU from the next run.
+        running.delete(name);
+        await sys.stop().catch((err: unknown) => log(`stopping ${name}: ${String(err)}`));
       }
     }
     if (active.length === 0) break;
