@@ -19,6 +19,8 @@ export const DeviceLedger = z.object({
   /** Connections that died without DISCONNECT (the broker fires the last will). */
   drops: z.number().int(),
   skewMs: z.number(),
+  /** Firings of each expected alert rule (scenario `alerts`) over this device's stored readings. */
+  alertFirings: z.record(z.string(), z.number().int()),
   silentAfter: z.number().int().optional(),
   /** Device time of the first and last reading stored (epoch ms), for range queries. */
   firstTs: z.number().int().optional(),
@@ -51,12 +53,16 @@ export const Ledger = z.object({
     deadLettersByReason: z.record(z.string(), z.number().int()),
     /** Devices whose connection died without DISCONNECT at least once: the gateway should have fired their last will. */
     lastWills: z.array(z.string()),
+    /** Devices that went silent while connected (a `silence` rule should fire for them). */
+    silentDevices: z.array(z.string()),
+    /** Per rule id: firings per device (devices with none omitted). */
+    alerts: z.record(z.string(), z.record(z.string(), z.number().int())),
   }),
 });
 export type Ledger = z.infer<typeof Ledger>;
 
 export function emptyDeviceLedger(skewMs: number): DeviceLedger {
-  return { publishes: 0, acked: 0, points: 0, deadLetters: {}, duplicates: 0, disconnects: 0, drops: 0, skewMs };
+  return { publishes: 0, acked: 0, points: 0, deadLetters: {}, duplicates: 0, disconnects: 0, drops: 0, skewMs, alertFirings: {} };
 }
 
 /** Sums the per-device entries into totals and expectations. */
@@ -67,6 +73,8 @@ export function buildLedger(
   const totals: Ledger['totals'] = { publishes: 0, acked: 0, points: 0, duplicates: 0, disconnects: 0, drops: 0, deadLetters: {} };
   const pointsPerDevice: Record<string, number> = {};
   const lastWills: string[] = [];
+  const silentDevices: string[] = [];
+  const alerts: Record<string, Record<string, number>> = {};
   for (const [id, d] of Object.entries(devices)) {
     totals.publishes += d.publishes;
     totals.acked += d.acked;
@@ -77,6 +85,8 @@ export function buildLedger(
     for (const [reason, n] of Object.entries(d.deadLetters)) totals.deadLetters[reason] = (totals.deadLetters[reason] ?? 0) + n;
     pointsPerDevice[id] = d.points;
     if (d.drops > 0) lastWills.push(id);
+    if (d.silentAfter !== undefined) silentDevices.push(id);
+    for (const [rule, n] of Object.entries(d.alertFirings)) if (n > 0) (alerts[rule] ??= {})[id] = n;
   }
   return {
     v: 1,
@@ -84,6 +94,6 @@ export function buildLedger(
     complete: totals.acked === totals.publishes,
     devices,
     totals,
-    expected: { pointsPerDevice, deadLettersByReason: { ...totals.deadLetters }, lastWills },
+    expected: { pointsPerDevice, deadLettersByReason: { ...totals.deadLetters }, lastWills, silentDevices, alerts },
   };
 }

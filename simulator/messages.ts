@@ -41,3 +41,19 @@ export function readingVerdict(skewMs: number, limits: GatewayLimits): Verdict {
   if (-skewMs > limits.maxPastAge) return { kind: 'deadletter', reason: 'ts_past' };
   return { kind: 'point' };
 }
+
+/** Tracks one threshold rule over one device's stored readings (in device-time order) and counts its firings. */
+export function thresholdTracker(rule: {
+  above?: number | undefined;
+  below?: number | undefined;
+  clear?: number | undefined;
+}): (value: number | undefined) => boolean {
+  let active = false;
+  return (value) => {
+    if (value === undefined) return false; // the metric dropped out of this reading: no evaluation
+    const was = active;
+    if (rule.above !== undefined) active = active ? value > (rule.clear ?? rule.above) : value > rule.above;
+    else if (rule.below !== undefined) active = active ? value < (rule.clear ?? rule.below) : value < rule.below;
+    return active && !was;
+  };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readingVerdict } from './messages.ts';
+import { readingVerdict, thresholdTracker } from './messages.ts';
 import { parseScenario, parseScenarioYaml } from './scenario.ts';
 import { deviceSignals } from './signals.ts';
 import { pickDevices } from './simulate.ts';
@@ -39,6 +39,20 @@ describe('expectations', () => {
     expect(pickDevices(10, 0.3, prng(1)).size).toBe(3);
     expect(pickDevices(10, 0.01, prng(1)).size).toBe(1);
     expect(pickDevices(10, 0, prng(1)).size).toBe(0);
+  });
+});
+
+describe('alert expectations', () => {
+  it('counts a firing on each crossing, with hysteresis, and ignores readings without the metric', () => {
+    const fired = thresholdTracker({ above: 30, clear: 28 });
+    const values = [25, 31, 32, 29, 31, undefined, 27, 31, 20];
+    expect(values.map((v) => fired(v))).toEqual([false, true, false, false, false, false, false, true, false]);
+    const low = thresholdTracker({ below: 10 });
+    expect([11, 9, 9, 10, 9].map((v) => low(v))).toEqual([false, true, false, false, true]);
+  });
+
+  it('refuses a rule with both or neither of above and below', () => {
+    expect(() => parseScenario({ alerts: [{ id: 'x', metric: 't' }] })).toThrow(/alerts\.0: needs exactly one of above, below/);
   });
 });
 

@@ -101,6 +101,15 @@ export const GatewayLimits = z.strictObject({
 });
 export type GatewayLimits = z.infer<typeof GatewayLimits>;
 
+/**
+ * Threshold alert rules whose firings the ledger predicts (the alerting service's `threshold` kind without `for`):
+ * active once the value is `> above` (or `< below`), resolved once back at or past `clear` (default: the threshold).
+ */
+export const AlertExpectation = z
+  .strictObject({ id: z.string().min(1), metric: MetricName, above: z.number().optional(), below: z.number().optional(), clear: z.number().optional() })
+  .refine((r) => (r.above === undefined) !== (r.below === undefined), { message: 'needs exactly one of above, below' });
+export type AlertExpectation = z.infer<typeof AlertExpectation>;
+
 export const DEFAULT_SIGNALS: Record<string, z.input<typeof SignalSpec>> = {
   temperature: { model: 'sine', base: 21, amplitude: 4, period: '10m', noise: 0.15, decimals: 2 },
   humidity: { model: 'random_walk', start: 45, step: 0.3, min: 0, max: 100, decimals: 1 },
@@ -132,6 +141,8 @@ export const Scenario = z
     credentials: z.record(z.string(), z.string()).optional(),
     metrics: z.record(MetricName, SignalSpec).default(() => Object.fromEntries(Object.entries(DEFAULT_SIGNALS).map(([k, v]) => [k, SignalSpec.parse(v)]))),
     faults: Faults.default({}),
+    /** Threshold rules whose firings the ledger predicts per device. */
+    alerts: z.array(AlertExpectation).default([]),
     limits: GatewayLimits.default(() => GatewayLimits.parse({})),
   })
   .superRefine((s, ctx) => {

@@ -37,6 +37,8 @@ describe('simulate', () => {
     expect(ledger.expected.lastWills.length).toBe(ledger.totals.drops);
     expect(Object.keys(ledger.totals.deadLetters).sort()).toEqual(['bad_json', 'schema', 'too_large', 'too_many_metrics', 'ts_future']);
     expect(Object.values(ledger.devices).filter((d) => d.silentAfter !== undefined && d.publishes > 0).length).toBeGreaterThan(0);
+    expect(ledger.expected.silentDevices.length).toBeGreaterThan(0);
+    expect(Object.keys(ledger.expected.alerts)).toContain('temperature-spike'); // the spikes cross 30 °C somewhere
 
     await waitConsumerIdle(nats, STREAMS.telemetry, CONSUMERS.processors);
     const pointsPerDevice = async (): Promise<Record<string, number>> => {

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../core/logger.ts';
 import { buildLedger, emptyDeviceLedger, type DeviceLedger, type Ledger } from './ledger.ts';
-import { malformedPayload, readingPayload, readingVerdict } from './messages.ts';
+import { malformedPayload, readingPayload, readingVerdict, thresholdTracker } from './messages.ts';
 import type { Scenario } from './scenario.ts';
 import { deviceSignals, prng } from './signals.ts';
 
@@ -151,6 +151,8 @@ export function simulate(opts: SimulateOptions): Simulation {
     const silentAfter = silent.has(n) ? faults.silent?.after : undefined;
     if (silentAfter !== undefined) entry.silentAfter = silentAfter;
     const signal = deviceSignals(rand() * 2 ** 32, s.metrics);
+    const alertRules = s.alerts.map((rule) => ({ rule, fired: thresholdTracker(rule) }));
+    for (const { rule } of alertRules) entry.alertFirings[rule.id] = 0;
     const dropPeriod = dropping.has(n) ? (faults.connectionDrops?.downtime ?? 1000) : 1000;
     run.client = connectClient(run, dropPeriod);
     await waitConnected(run.client);
@@ -200,6 +202,7 @@ export function simulate(opts: SimulateOptions): Simulation {
         else {
           lastTs = ts;
           entry.points++;
+          for (const { rule, fired } of alertRules) if (fired(metrics[rule.metric])) entry.alertFirings[rule.id]!++;
           entry.firstTs ??= ts;
           entry.lastTs = ts;
         }
