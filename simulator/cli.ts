@@ -171,6 +171,12 @@ points (distinct readings), dead letters by reason, clean disconnects, dropped c
     .option('--nats-url <url>', 'NATS of the running stack (for the JetStream backlog)')
     .option('--password <secret>', 'password of every load-test device')
     .option('--profile <dir>', 'when starting its own stack: run gateway and processors with --cpu-prof into this folder')
+    .option(
+      '--service-env <KEY=VALUE>',
+      'env for the self-started services (repeatable), e.g. FETCH_MAX_MESSAGES=1000',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--max-p99-ms <ms>', 'a step keeps up only if its end-to-end p99 stays under this', num('--max-p99-ms'), 2000)
     .option('--grace-ms <ms>', 'a step keeps up only if everything is stored within this after the last send', num('--grace-ms'), 2000)
     .addOption(new Option('--log-level <level>', 'pino log level').env('LOG_LEVEL').default('warn'))

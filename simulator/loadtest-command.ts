@@ -24,6 +24,7 @@ export const LoadtestFlags = z
     natsUrl: z.string().optional(),
     password: z.string().optional(),
     profile: z.string().optional(),
+    serviceEnv: z.array(z.string().regex(/^[A-Z_][A-Z0-9_]*=.*$/, 'must be KEY=VALUE')).default([]),
     maxP99Ms: z.number().positive(),
     graceMs: z.number().positive(),
     logLevel: z.string(),
@@ -54,7 +55,8 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
   let stack: LocalStack | undefined;
   if (flags.mqttUrl === undefined) {
     print('No --mqtt-url: starting NATS, InfluxDB and the services on this machine …');
-    stack = await startLocalStack({ logLevel: flags.logLevel, ...(flags.profile ? { profileDir: flags.profile } : {}) });
+    const env = Object.fromEntries(flags.serviceEnv.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    stack = await startLocalStack({ logLevel: flags.logLevel, env, ...(flags.profile ? { profileDir: flags.profile } : {}) });
     print(`Stack up: ${stack.services.join(', ')} (MQTT ${stack.mqttUrl})`);
   }
   const mqttUrl = stack?.mqttUrl ?? flags.mqttUrl!;
@@ -91,6 +93,7 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
         max_p99_ms: flags.maxP99Ms,
         grace_ms: flags.graceMs,
         stack: stack ? `self-started: ${stack.services.join(', ')}` : 'running stack',
+        service_env: stack?.settings ?? {},
         mqtt_url: mqttUrl,
         e2e_resolution_ms: 50,
         payload_bytes: 135,
