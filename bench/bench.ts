@@ -53,7 +53,11 @@ if (opts.quick) {
 const wanted = opts.systems.split(',').map((s) => s.trim()) as SystemName[];
 for (const s of wanted) if (!SYSTEMS.includes(s)) throw new InvalidArgumentError(`unknown system ${s}; one of ${SYSTEMS.join(', ')}`);
 const qos = opts.qos === '0' ? 0 : 1;
-const log = (line: string): void => console.log(line);
+const printed: string[] = [];
+const log = (line: string): void => {
+  printed.push(line);
+  console.log(line);
+};
 
 interface SystemResult {
   sustained_msgs_per_s: number;
@@ -206,5 +210,6 @@ const svg = await renderChart(
   `Sustained throughput and p99 end-to-end latency per offered rate (${cpus().length} CPUs, QoS ${qos}, ${opts.duration} s steps)`,
 );
 await writeFile(join(opts.out, 'latest.svg'), svg);
-log(`wrote ${join(opts.out, 'latest.json')} and ${join(opts.out, 'latest.svg')}${opts.json ? ` and ${opts.json}` : ''}`);
+log(`wrote ${join(opts.out, 'latest.json')}, latest.svg and latest.txt (this output)${opts.json ? ` and ${opts.json}` : ''}`);
+await writeFile(join(opts.out, 'latest.txt'), `${printed.join('\n')}\n`);
 process.exit(0);
