@@ -45,6 +45,8 @@ const opts = program.opts<{
   json?: string;
   out: string;
   profile?: string;
+  maxP99Ms: number;
+  graceMs: number;
 }>();
 if (opts.quick) {
   opts.rates = [500, 1000];
@@ -124,6 +126,8 @@ try {
         qos,
         steps: false,
         maxSteps: 1,
+        maxP99Ms: opts.maxP99Ms,
+        graceMs: opts.graceMs,
         ...(sys.backlog ? { backlog: sys.backlog } : {}),
         runId: `b${name.replace(/_/g, '')}${Date.now().toString(36)}`,
       });
@@ -173,7 +177,17 @@ const report = {
     ours_nodered: ratio(sustained('ours'), noderedBest),
   },
   versions: stackVersions(),
-  settings: { rates: opts.rates, duration_s: opts.duration, devices: opts.devices, qos, cpus: cpus().length, payload_bytes: 135, e2e_resolution_ms: 50 },
+  settings: {
+    rates: opts.rates,
+    duration_s: opts.duration,
+    max_p99_ms: opts.maxP99Ms,
+    grace_ms: opts.graceMs,
+    devices: opts.devices,
+    qos,
+    cpus: cpus().length,
+    payload_bytes: 135,
+    e2e_resolution_ms: 50,
+  },
   finishedAt: new Date().toISOString(),
 };
 

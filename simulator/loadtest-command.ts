@@ -51,7 +51,7 @@ export async function jetStreamBacklog(natsUrl: string): Promise<{ read: () => P
 }
 
 /** Runs a load test as the flags say; returns the report it printed and wrote. */
-export async function loadtest(flags: LoadtestFlags, print: (line: string) => void): Promise<LoadtestReport> {
+export async function loadtest(flags: LoadtestFlags, print: (line: string) => void, status?: (line: string) => void): Promise<LoadtestReport> {
   let stack: LocalStack | undefined;
   if (flags.mqttUrl === undefined) {
     print('No --mqtt-url: starting NATS, InfluxDB and the services on this machine …');
@@ -77,6 +77,7 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
       graceMs: flags.graceMs,
       ...(flags.password !== undefined ? { password: flags.password } : {}),
       ...(backlog ? { backlog: backlog.read } : {}),
+      ...(status ? { onProgress: status } : {}),
       onStep: (s) =>
         print(
           `step ${s.offered_rate}/s: ${s.kept_up ? 'kept up' : 'FELL BEHIND'}; stored ${s.stored}/${s.acked} acked, lost ${s.lost}, dup ${s.duplicated}, e2e p99 ${s.e2e_latency_ms.p99} ms`,
@@ -120,6 +121,8 @@ export async function runLoadtestCommand(raw: Record<string, unknown>, io: CliIo
   const parsed = LoadtestFlags.safeParse(raw);
   if (!parsed.success)
     throw new PipelineError('IOT_BAD_FLAGS', `invalid loadtest flags:\n${parsed.error.issues.map((i) => `  --${i.path.join('.')}: ${i.message}`).join('\n')}`);
-  const report = await loadtest(parsed.data, (line) => io.stdout.write(`${line}\n`));
+  // On a terminal, a status line shows the step's progress; piped output gets only the results.
+  const status = io.stdout.isTTY ? (line: string) => io.stdout.write(`\r\x1b[K${line}`) : undefined;
+  const report = await loadtest(parsed.data, (line) => io.stdout.write(`${io.stdout.isTTY ? '\r\x1b[K' : ''}${line}\n`), status);
   if (report.lost_total > 0 || report.duplicated_total > 0) io.stdout.write(`WARNING: ${report.lost_total} lost, ${report.duplicated_total} duplicated\n`);
 }
