@@ -131,7 +131,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     for (const name of wanted) {
       const httpPort = await freePort();
       const env: Record<string, string> = { ...common, HTTP_PORT: String(httpPort) };
-      if (name === 'gateway') Object.assign(env, { MQTT_PORT: String(mqttPort), MQTT_HOST: '127.0.0.1' });
+      // A throwaway local stack: anonymous devices (the load test's ids are made up per run); --service-env may override.
+      if (name === 'gateway') Object.assign(env, { MQTT_PORT: String(mqttPort), MQTT_HOST: '127.0.0.1', ALLOW_ANONYMOUS: 'true', ...opts.env });
       const c = startService(name, `${name}/main.ts`, env, opts.profileDir);
       children.push(c);
       await waitReady(c, httpPort);
