@@ -13,6 +13,10 @@ export interface ChartPoint {
   keptUp: boolean;
 }
 
+export function chartTitle(s: { cpus: number; qos: number; duration_s: number }): string {
+  return `Sustained throughput and p99 end-to-end latency per offered rate (${s.cpus} CPUs, QoS ${s.qos}, ${s.duration_s} s steps)`;
+}
+
 export async function renderChart(points: ChartPoint[], title: string): Promise<string> {
   const values = points.map((p) => ({ ...p, status: p.keptUp ? 'kept up' : 'fell behind' }));
   const x = { field: 'offered', type: 'quantitative', title: 'offered rate (msg/s)' } as const;
@@ -30,8 +34,14 @@ export async function renderChart(points: ChartPoint[], title: string): Promise<
         title: 'Stored throughput (msg/s)',
         layer: [
           {
+            // The diagonal: a system on it stores everything offered.
+            data: { values: [...new Set(points.map((p) => p.offered))].map((offered) => ({ offered })) },
+            mark: { type: 'line', strokeDash: [4, 4], color: '#999', strokeWidth: 1 },
+            encoding: { x, y: { field: 'offered', type: 'quantitative' } },
+          },
+          {
             mark: { type: 'line', strokeWidth: 2 },
-            encoding: { x, y: { field: 'throughput', type: 'quantitative', title: 'stored msg/s' }, color },
+            encoding: { x, y: { field: 'throughput', type: 'quantitative', title: 'stored msg/s (dashed: offered)' }, color },
           },
           {
             mark: { type: 'point', filled: true, size: 70 },
