@@ -12,7 +12,7 @@ import { startInfluxServer } from '../devstack/influxd.ts';
 import { stackVersions } from '../simulator/local-stack.ts';
 import { formatStepTable, runLoadtest, type StepResult } from '../simulator/loadtest.ts';
 import type { Percentiles } from '../simulator/open-loop.ts';
-import { renderChart } from './chart.ts';
+import { chartTitle, renderChart } from './chart.ts';
 import { startNaive, startNodeRed, startOurs, startRaw, SYSTEMS, type SharedInflux, type System, type SystemName } from './systems.ts';
 
 const list = (v: string): number[] =>
@@ -219,10 +219,7 @@ if (opts.json) {
 const points = [...results].flatMap(([system, r]) =>
   r.steps.map((s) => ({ system, offered: s.offered_rate, throughput: s.throughput_msgs_per_s, p99: Math.max(1, s.e2e_latency_ms.p99), keptUp: s.kept_up })),
 );
-const svg = await renderChart(
-  points,
-  `Sustained throughput and p99 end-to-end latency per offered rate (${cpus().length} CPUs, QoS ${qos}, ${opts.duration} s steps)`,
-);
+const svg = await renderChart(points, chartTitle(report.settings));
 await writeFile(join(opts.out, 'latest.svg'), svg);
 log(`wrote ${join(opts.out, 'latest.json')}, latest.svg and latest.txt (this output)${opts.json ? ` and ${opts.json}` : ''}`);
 await writeFile(join(opts.out, 'latest.txt'), `${printed.join('\n')}\n`);
