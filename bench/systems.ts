@@ -6,7 +6,7 @@
  * - nodered_batch / nodered_per_message: Node-RED 4 + node-red-contrib-influxdb, installed from npm by the bench;
  * - ours: gateway + processors (+ alerting when present) as separate processes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,10 @@ import { join } from 'node:path';
 import { freePort } from '../devstack/free-port.ts';
 import { jetStreamBacklog } from '../simulator/loadtest-command.ts';
 import { startLocalStack } from '../simulator/local-stack.ts';
-import { countingSubscriberSink, influxSink, type Sink } from '../simulator/sinks.ts';
+import { nowMs } from '../simulator/open-loop.ts';
+import * as hdr from 'hdr-histogram-js';
+import { influxSink, type Sink, type StepTracker } from '../simulator/sinks.ts';
+import type { CounterReply, CounterRequest } from './counter.ts';
 
 export const SYSTEMS = ['raw', 'naive', 'nodered_batch', 'nodered_per_message', 'ours'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
@@ -98,9 +101,73 @@ const pkgVersion = async (dir: string, pkg: string): Promise<string> => {
   }
 };
 
+/** The raw system's sink: bench/counter.ts in its own process, asked over IPC. */
+async function counterProcessSink(mqttUrl: string): Promise<Sink> {
+  const child = fork(join(root, 'bench/counter.ts'), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, BENCH_MQTT_URL: mqttUrl }, stdio: 'inherit' });
+  const waiters: { t: CounterReply['t']; resolve: (m: CounterReply) => void; reject: (err: Error) => void }[] = [];
+  child.on('message', (m: CounterReply) => {
+    const i = waiters.findIndex((w) => w.t === m.t);
+    if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
+  });
+  child.once('exit', (code) => {
+    for (const w of waiters.splice(0)) w.reject(new Error(`bench counter exited (code ${code})`));
+  });
+  const ask = <T extends CounterReply['t']>(req: CounterRequest | undefined, t: T): Promise<Extract<CounterReply, { t: T }>> =>
+    new Promise((resolve, reject) => {
+      if (child.exitCode !== null) return reject(new Error('bench counter is not running'));
+      waiters.push({ t, resolve: resolve as (m: CounterReply) => void, reject });
+      if (req) child.send(req);
+    });
+  await ask(undefined, 'ready');
+  return {
+    name: 'subscriber process',
+    close: async () => {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.disconnect();
+      await exited;
+    },
+    startStep(plan, e2e): StepTracker {
+      let status = { confirmed: 0, lastProgressAt: nowMs() };
+      let polling = true;
+      const started = ask({ t: 'start', plan }, 'started');
+      const poll = (async () => {
+        await started;
+        while (polling) {
+          const s = await ask({ t: 'status' }, 'status');
+          status = { confirmed: s.confirmed, lastProgressAt: s.lastProgressAt };
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      let result: Promise<Extract<CounterReply, { t: 'result' }>> | undefined;
+      const final = (): Promise<Extract<CounterReply, { t: 'result' }>> =>
+        (result ??= ask({ t: 'finish' }, 'result').then((r) => {
+          e2e.add(hdr.decodeFromCompressedBase64(r.e2e));
+          return r;
+        }));
+      return {
+        confirmed: () => status.confirmed,
+        lastProgressAt: () => status.lastProgressAt,
+        stop: async () => {
+          polling = false;
+          await poll;
+          await final();
+        },
+        storedSeqs: async (d) => {
+          const r = await final();
+          const out = [...(r.extra[d] ?? [])];
+          (r.seen[d] ?? []).forEach((c, seq) => {
+            for (let i = 0; i < c; i++) out.push(seq);
+          });
+          return out;
+        },
+      };
+    },
+  };
+}
+
 export async function startRaw(): Promise<System> {
   const broker = await startBroker();
-  const sink = await countingSubscriberSink(broker.url);
+  const sink = await counterProcessSink(broker.url);
   return {
     name: 'raw',
     mqttUrl: broker.url,
