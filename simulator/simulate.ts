@@ -58,7 +58,6 @@ interface DeviceRun {
   client: MqttClient | undefined;
   inFlight: number;
   idle: (() => void)[];
-  done: boolean;
 }
 
 export function simulate(opts: SimulateOptions): Simulation {
@@ -146,7 +145,7 @@ export function simulate(opts: SimulateOptions): Simulation {
     const skewMs = skewed.has(n) ? (faults.clockSkew?.skew ?? 0) : 0;
     const entry = emptyDeviceLedger(skewMs);
     ledgers[id] = entry;
-    const run: DeviceRun = { id, client: undefined, inFlight: 0, idle: [], done: false };
+    const run: DeviceRun = { id, client: undefined, inFlight: 0, idle: [] };
     runs.push(run);
     const silentAfter = silent.has(n) ? faults.silent?.after : undefined;
     if (silentAfter !== undefined) entry.silentAfter = silentAfter;
@@ -214,9 +213,18 @@ export function simulate(opts: SimulateOptions): Simulation {
       for (let c = 0; c < copies; c++) publish(run, entry, payload);
     }
     await drained(run);
-    run.done = true;
-    finishedDevices++;
-    if (limited && finishedDevices === s.devices) resolveFinished(ledger());
+  };
+
+  /** Runs device n; a device that failed counts as finished too, so `finished` still resolves (its ledger shows what it sent). */
+  const runAndCount = async (n: number): Promise<void> => {
+    try {
+      await runDevice(n);
+    } catch (err) {
+      log.error({ err, device: n }, 'device failed');
+    } finally {
+      finishedDevices++;
+      if (limited && finishedDevices === s.devices) resolveFinished(ledger());
+    }
   };
 
   // Stagger connections: `connectRate` per second, in slices of 10 ms.
@@ -224,12 +232,7 @@ export function simulate(opts: SimulateOptions): Simulation {
   const deviceLoops: Promise<void>[] = [];
   void (async () => {
     for (let n = 0; n < s.devices && !stopped; n += perSlice) {
-      for (let i = n; i < Math.min(s.devices, n + perSlice); i++)
-        deviceLoops.push(
-          runDevice(i).catch((err: unknown) => {
-            log.error({ err, device: i }, 'device failed');
-          }),
-        );
+      for (let i = n; i < Math.min(s.devices, n + perSlice); i++) deviceLoops.push(runAndCount(i));
       if (n + perSlice < s.devices) await sleep(10);
     }
     log.info({ devices: s.devices, ratePerDevice: s.rate, qos: s.qos }, 'fleet started');
