@@ -4,8 +4,7 @@
  * `--cpu-prof`). Alerting joins when its entry point exists.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../devstack/free-port.ts';
 import { startInfluxServer } from '../devstack/influxd.ts';
@@ -86,10 +85,10 @@ async function stopChild(c: Child): Promise<void> {
 
 /** Versions of what runs, for the record: the binaries and the libraries that shape the figures. */
 export function stackVersions(): Record<string, string> {
-  const require = createRequire(join(root, 'package.json'));
+  // Read package.json from node_modules directly: some packages' "exports" do not expose it to require().
   const pkgVersion = (p: string): string => {
     try {
-      return (require(`${p}/package.json`) as { version: string }).version;
+      return (JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')) as { version: string }).version;
     } catch {
       return 'unknown';
     }
