@@ -5,7 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
+import { SimulatorConfig } from './config.ts';
 import { createSimulator } from './app.ts';
 import { runLoadtestCommand } from './loadtest-command.ts';
 import { parseScenario, type Scenario, type ScenarioInput } from './scenario.ts';
@@ -30,7 +32,7 @@ export function progressLine(p: SimulationProgress): string {
 
 interface SimulateFlags {
   scenario?: string;
-  mqttUrl: string;
+  mqttUrl?: string;
   devices?: number;
   rate?: number;
   duration?: string;
@@ -49,18 +51,29 @@ interface SimulateFlags {
   skew?: string;
   silent?: number;
   ledger?: string;
-  httpPort: number;
-  logLevel: string;
+  httpPort?: number;
+  logLevel?: string;
 }
 
 /** The scenario file (if any) with the flags given on top, validated once. */
-async function scenarioFromFlags(f: SimulateFlags): Promise<Scenario> {
+async function scenarioFromFlags(f: SimulateFlags, envConfig: SimulatorConfig, env: Record<string, string | undefined>): Promise<Scenario> {
   const fromFile: unknown = f.scenario ? (parseYaml(await readFile(f.scenario, 'utf8')) ?? {}) : {};
   if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) throw new InvalidArgumentError(`${f.scenario}: must be a YAML mapping`);
   const input: Record<string, unknown> = { ...(fromFile as Record<string, unknown>) };
   const set = (k: keyof ScenarioInput, v: unknown): void => {
     if (v !== undefined) input[k] = v;
   };
+  // SIM_* variables: all of them (defaults included) without a scenario file, only those set with one.
+  const fromEnv = <T>(name: keyof SimulatorConfig, v: T): T | undefined => (f.scenario === undefined || env[name] !== undefined ? v : undefined);
+  set('devices', fromEnv('SIM_DEVICES', envConfig.SIM_DEVICES));
+  set('rate', fromEnv('SIM_RATE', envConfig.SIM_RATE));
+  set('qos', fromEnv('SIM_QOS', envConfig.SIM_QOS));
+  set('messages', fromEnv('SIM_MESSAGES', envConfig.SIM_MESSAGES > 0 ? envConfig.SIM_MESSAGES : undefined));
+  set('prefix', fromEnv('SIM_DEVICE_PREFIX', envConfig.SIM_DEVICE_PREFIX));
+  set('password', fromEnv('SIM_PASSWORD', envConfig.SIM_PASSWORD));
+  set('connectRate', fromEnv('SIM_CONNECTS_PER_S', envConfig.SIM_CONNECTS_PER_S));
+  set('seed', fromEnv('SIM_SEED', envConfig.SIM_SEED));
+  // Flags on top.
   set('devices', f.devices);
   set('rate', f.rate);
   set('duration', f.duration);
@@ -97,18 +110,18 @@ export function buildCli(io: CliIo): Command {
     .command('simulate', { isDefault: true })
     .description('run a fleet from flags or a YAML scenario file; writes a ledger (points per device, dead letters by reason) on exit')
     .option('-s, --scenario <file>', 'YAML scenario (see simulator/scenarios/); flags given too override it')
-    .addOption(new Option('--mqtt-url <url>', 'gateway MQTT URL').env('MQTT_URL').default('mqtt://127.0.0.1:1883'))
-    .addOption(new Option('-n, --devices <n>', 'number of devices (one MQTT connection each)').env('SIM_DEVICES').argParser(num('--devices')))
-    .addOption(new Option('-r, --rate <msgs/s>', 'messages per second per device').env('SIM_RATE').argParser(num('--rate')))
+    .option('--mqtt-url <url>', 'gateway MQTT URL (env MQTT_URL, default mqtt://127.0.0.1:1883)')
+    .option('-n, --devices <n>', 'number of devices, one MQTT connection each (env SIM_DEVICES)', num('--devices'))
+    .option('-r, --rate <msgs/s>', 'messages per second per device (env SIM_RATE)', num('--rate'))
     .option('-d, --duration <time>', 'how long each device publishes (500ms, 10s, 5m); unlimited by default')
-    .addOption(new Option('-m, --messages <n>', 'messages per device, then stop').env('SIM_MESSAGES').argParser(num('--messages')))
-    .addOption(new Option('--qos <0|1>', 'MQTT QoS of telemetry publishes').choices(['0', '1']).env('SIM_QOS'))
+    .option('-m, --messages <n>', 'messages per device, then stop (env SIM_MESSAGES)', num('--messages'))
+    .addOption(new Option('--qos <0|1>', 'MQTT QoS of telemetry publishes (env SIM_QOS)').choices(['0', '1']))
     .addOption(new Option('--payload <form>', 'payload form').choices(['json', 'senml']))
-    .addOption(new Option('--prefix <prefix>', 'device ids are {prefix}-{n}').env('SIM_DEVICE_PREFIX'))
-    .addOption(new Option('--seed <n>', 'seed of signals and faults (same seed, same run)').env('SIM_SEED').argParser(num('--seed')))
-    .addOption(new Option('--password <secret>', 'password of every device').env('SIM_PASSWORD'))
+    .option('--prefix <prefix>', 'device ids are {prefix}-{n} (env SIM_DEVICE_PREFIX)')
+    .option('--seed <n>', 'seed of signals and faults: same seed, same run (env SIM_SEED)', num('--seed'))
+    .option('--password <secret>', 'password of every device (env SIM_PASSWORD)')
     .option('--credentials <file>', 'YAML or JSON map {deviceId: secret}')
-    .addOption(new Option('--connect-rate <n>', 'new connections per second at start-up').env('SIM_CONNECTS_PER_S').argParser(num('--connect-rate')))
+    .option('--connect-rate <n>', 'new connections per second at start-up (env SIM_CONNECTS_PER_S)', num('--connect-rate'))
     .option('--malformed <share>', 'share of messages replaced by malformed payloads', num('--malformed'))
     .option('--duplicates <share>', 'share of messages published twice', num('--duplicates'))
     .option('--disconnects <share>', 'share of devices that disconnect and reconnect', num('--disconnects'))
@@ -116,8 +129,8 @@ export function buildCli(io: CliIo): Command {
     .option('--skew <share:time>', 'share of devices with a skewed clock, e.g. 0.1:10m')
     .option('--silent <share>', 'share of devices that go silent after a few messages', num('--silent'))
     .option('-l, --ledger <file>', 'write the ledger (JSON) here on exit')
-    .addOption(new Option('--http-port <port>', '/healthz /readyz /metrics port (0 = any)').env('HTTP_PORT').default(9103).argParser(num('--http-port')))
-    .addOption(new Option('--log-level <level>', 'pino log level').env('LOG_LEVEL').default('info'))
+    .option('--http-port <port>', '/healthz /readyz /metrics port, 0 = any (env HTTP_PORT, default 9103)', num('--http-port'))
+    .option('--log-level <level>', 'pino log level (env LOG_LEVEL, default info)')
     .addHelpText(
       'after',
       `
@@ -131,10 +144,18 @@ The ledger (JSON) lists per device what was sent and what the pipeline should th
 points (distinct readings), dead letters by reason, clean disconnects, dropped connections (last wills).`,
     )
     .action(async (flags: SimulateFlags) => {
-      const log = createLogger('simulator', flags.logLevel);
-      const scenario = await scenarioFromFlags(flags);
+      // The env interface (README "Configuration", docker-compose.yml), validated once; flags override it.
+      const envConfig = loadConfig(SimulatorConfig, io.env);
+      const log = createLogger('simulator', flags.logLevel ?? envConfig.LOG_LEVEL);
+      const scenario = await scenarioFromFlags(flags, envConfig, io.env);
       const sim = await createSimulator(
-        { mqttUrl: flags.mqttUrl, scenario, httpPort: flags.httpPort, ...(flags.ledger ? { ledgerPath: flags.ledger } : {}) },
+        {
+          mqttUrl: flags.mqttUrl ?? envConfig.MQTT_URL,
+          scenario,
+          httpHost: envConfig.HTTP_HOST,
+          httpPort: flags.httpPort ?? envConfig.HTTP_PORT,
+          ...(flags.ledger ? { ledgerPath: flags.ledger } : {}),
+        },
         log,
       );
       const tty = io.stdout.isTTY;
