@@ -95,6 +95,18 @@ describe('rate rule', () => {
     expect(ts.map((t) => t.status)).toEqual(['firing', 'resolved']);
     expect(ts[0]!.value).toBeGreaterThan(5);
   });
+
+  it('does not extrapolate a few seconds of noise into a trend: no rate until the readings span half the window', () => {
+    const c = clock();
+    const engine = new AlertEngine(parseRules('rules: [{ id: rising, kind: rate, metric: t, window: 5m, per: minute, above: 5 }]'), c);
+    const t0 = c.now();
+    // +0.3 per second for 10 s is 18 per minute, but over 10 s of a 5-minute window it is noise.
+    for (let i = 0; i <= 10; i++) engine.onTelemetry(reading('d1', t0 + i * 1000, { t: 20 + 0.3 * i }));
+    expect(engine.take().transitions).toEqual([]);
+    // The same slope sustained past half the window is a trend.
+    for (let i = 11; i <= 160; i++) engine.onTelemetry(reading('d1', t0 + i * 1000, { t: 20 + 0.3 * i }));
+    expect(engine.take().transitions.map((t) => t.status)).toEqual(['firing']);
+  });
 });
 
 describe('silence rule', () => {

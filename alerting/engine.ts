@@ -200,7 +200,7 @@ export class AlertEngine {
         signal = value;
         active = nextActive(rule, value, st.active);
       } else if (rule.kind === 'rate') {
-        signal = stepRate((st.rate ??= []), e.ts, value, rule.window, rule.per);
+        signal = stepRate((st.rate ??= []), e.ts, value, rule.window, rule.per, rule.minSpan);
         active = signal === undefined ? st.active : nextActive(rule, signal, st.active);
       } else {
         signal = stepAnomaly((st.ewma ??= newEwma()), value, rule.alpha, rule.warmup, rule.varianceAlpha);

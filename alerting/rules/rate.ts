@@ -7,10 +7,18 @@ export type RateSamples = [number, number][];
 const MAX_SAMPLES = 1000;
 
 /**
- * Adds a reading and returns the rate over the window, or undefined until two readings span some time.
+ * Adds a reading and returns the rate over the window, or undefined until the readings span `minSpanMs`
+ * (a few seconds of noise after a start would otherwise extrapolate to a steep slope).
  * Mutates `samples` (drops readings older than the window).
  */
-export function stepRate(samples: RateSamples, ts: number, value: number, windowMs: number, per: 'second' | 'minute'): number | undefined {
+export function stepRate(
+  samples: RateSamples,
+  ts: number,
+  value: number,
+  windowMs: number,
+  per: 'second' | 'minute',
+  minSpanMs = windowMs / 2,
+): number | undefined {
   samples.push([ts, value]);
   const from = ts - windowMs;
   let drop = 0;
@@ -19,6 +27,6 @@ export function stepRate(samples: RateSamples, ts: number, value: number, window
   if (drop > 0) samples.splice(0, drop);
   const first = samples[0]!;
   const elapsedMs = ts - first[0];
-  if (samples.length < 2 || elapsedMs <= 0) return undefined;
+  if (samples.length < 2 || elapsedMs <= 0 || elapsedMs < minSpanMs) return undefined;
   return ((value - first[1]) / elapsedMs) * (per === 'second' ? 1000 : 60_000);
 }

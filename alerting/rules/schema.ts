@@ -47,6 +47,8 @@ const Rate = z.strictObject({
   metric: z.string().min(1),
   /** The rate is (last - first) / elapsed over the readings of this window (device time). */
   window: Duration,
+  /** No rate until the readings span this much of the window (default half the window): noise over a few seconds is no trend. */
+  minSpan: Duration.optional(),
   per: z.enum(['second', 'minute']).default('second'),
   ...comparison,
 });
