@@ -55,9 +55,7 @@ const KEY_LEN = 32;
 function scryptAsync(secret: string, salt: Buffer, opts: ScryptOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     // maxmem: scrypt needs 128 * N * r bytes; leave room so larger N values chosen by operators work.
-    scrypt(secret, salt, KEY_LEN, { ...opts, maxmem: 256 * (opts.N ?? 16384) * (opts.r ?? 8) + 1024 * 1024 }, (err, key) =>
-      err ? reject(err) : resolve(key),
-    );
+    scrypt(secret, salt, KEY_LEN, { ...opts, maxmem: 256 * (opts.N ?? 16384) * (opts.r ?? 8) + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
   });
 }
 

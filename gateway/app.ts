@@ -323,7 +323,10 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     await nc.close();
     throw err;
   }
-  log.info({ mqttPort: listeners.tcpPort, tlsPort: listeners.tlsPort, wsPort: listeners.wsPort, httpPort: ops.port, partitions: config.PARTITIONS }, 'gateway listening');
+  log.info(
+    { mqttPort: listeners.tcpPort, tlsPort: listeners.tlsPort, wsPort: listeners.wsPort, httpPort: ops.port, partitions: config.PARTITIONS },
+    'gateway listening',
+  );
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -358,4 +361,3 @@ function safeJson(text: string): unknown {
     return undefined;
   }
 }
-

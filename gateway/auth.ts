@@ -16,8 +16,7 @@ import { DEVICE_ID_PATTERN } from '../core/schemas.ts';
 export const CONNACK = { identifierRejected: 2, badCredentials: 4, notAuthorized: 5 } as const;
 
 export type AuthResult =
-  | { ok: true; role: DeviceRole; anonymous: boolean }
-  | { ok: false; returnCode: (typeof CONNACK)[keyof typeof CONNACK]; outcome: string; reason: string };
+  { ok: true; role: DeviceRole; anonymous: boolean } | { ok: false; returnCode: (typeof CONNACK)[keyof typeof CONNACK]; outcome: string; reason: string };
 
 export interface AuthOptions {
   allowAnonymous: boolean;

@@ -36,11 +36,16 @@ export const REJECT_CODES = [
 ] as const;
 export type RejectCode = (typeof REJECT_CODES)[number];
 
-export class Rejection {
-  constructor(
-    readonly code: RejectCode,
-    readonly reason: string,
-  ) {}
+/** A payload refused with a reason code; thrown inside the parser, turned into a ParseResult at its edge. */
+export class Rejection extends Error {
+  readonly code: RejectCode;
+  readonly reason: string;
+  constructor(code: RejectCode, reason: string) {
+    super(reason);
+    this.name = 'Rejection';
+    this.code = code;
+    this.reason = reason;
+  }
 }
 
 /** A key or value quoted for a reason string: JSON-escaped (so control characters show) and cut at 80 characters. */

@@ -18,9 +18,7 @@ export const GatewayConfig = z
     TLS_CA_FILE: optionalPath.describe('PEM CA bundle; when set, clients must present a certificate signed by it (mutual TLS)'),
     MQTT_WS_PORT: optionalPort.describe('MQTT over WebSocket port (e.g. 8080, any path); unset = no WebSocket listener'),
     HTTP_PORT: env.port(9101).describe('port of /healthz, /readyz, /metrics'),
-    ALLOW_ANONYMOUS: env
-      .bool(false)
-      .describe('accept clients without a password (client id must still be a valid device id); for development only'),
+    ALLOW_ANONYMOUS: env.bool(false).describe('accept clients without a password (client id must still be a valid device id); for development only'),
     AUTH_CACHE_SIZE: env.int(10_000).describe('successful logins remembered (hash of the secret, per registry revision) to spare scrypt on reconnect storms'),
     KEEPALIVE_MAX_S: env.int(0).describe('largest MQTT keep-alive a client may ask for, s (0 = any); bounds how long a dead connection shows online'),
     PARTITIONS: env.int(DEFAULT_PARTITIONS, 1).describe('telemetry partitions; fixed per deployment'),
@@ -28,7 +26,9 @@ export const GatewayConfig = z
     BATCH_LINGER_MS: env.int(2).describe('how long a partial batch waits for more events, ms'),
     PUBLISH_TIMEOUT_MS: env.int(5000, 1).describe('one JetStream publish attempt times out after this, ms'),
     PUBLISH_DEADLINE_MS: env.int(30000, 1).describe('a batch is retried until this deadline, then its QoS 1 publishes fail (no PUBACK)'),
-    MAX_INFLIGHT_PER_CLIENT: env.int(64, 1).describe('publishes of one client waiting for JetStream, at most; more QoS 1 publishes wait unread, QoS 0 are dropped'),
+    MAX_INFLIGHT_PER_CLIENT: env
+      .int(64, 1)
+      .describe('publishes of one client waiting for JetStream, at most; more QoS 1 publishes wait unread, QoS 0 are dropped'),
     MAX_INFLIGHT: env.int(4096, 1).describe('publishes of all clients waiting for JetStream, at most'),
     MAX_INFLIGHT_BYTES: env.int(32 * 1024 * 1024, 1).describe('payload bytes of all publishes waiting for JetStream, at most'),
     MAX_PAYLOAD_BYTES: env.int(65536, 1).describe('larger payloads are dead-lettered (too_large)'),

@@ -29,6 +29,12 @@ const Rfc3339 = z.iso.datetime({ offset: true });
 
 /** The JSON object form. Throws Rejection. */
 function parseObject(json: unknown, deviceId: string, receivedAt: number, limits: PayloadLimits): TelemetryEvent {
+  // zod drops a `__proto__` key from records, so names are checked on the raw object first: a refused name is
+  // reported as a refused name, not as "no metrics".
+  const rawMetrics = (json as { metrics?: unknown }).metrics;
+  if (rawMetrics !== null && typeof rawMetrics === 'object' && !Array.isArray(rawMetrics)) {
+    for (const name of Object.keys(rawMetrics)) checkName(name, limits.MAX_NAME_LENGTH, 'bad_metric_name', 'metrics name');
+  }
   const shape = JsonObjectShape.safeParse(json);
   if (!shape.success) throw new Rejection('schema', formatZodError(shape.error));
   const p = shape.data;

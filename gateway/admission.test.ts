@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { Admission } from './admission.ts';
+
+describe('Admission (backpressure)', () => {
+  it('holds a client at its own bound while others proceed', () => {
+    const gate = new Admission({ perClient: 2, total: 10, totalBytes: 1000 });
+    const a = {};
+    const b = {};
+    const granted: string[] = [];
+    gate.acquire(a, 1, () => granted.push('a1'));
+    gate.acquire(a, 1, () => granted.push('a2'));
+    gate.acquire(a, 1, () => granted.push('a3'));
+    gate.acquire(b, 1, () => granted.push('b1'));
+    expect(granted).toEqual(['a1', 'a2']);
+    expect(gate.waiting).toBe(2);
+    // b's publish queued behind a's; a release lets both through (no head-of-line blocking across clients).
+    gate.release(a, 1);
+    expect(granted).toEqual(['a1', 'a2', 'a3', 'b1']);
+    expect(gate.inflight).toBe(3);
+  });
+
+  it('bounds the total count and bytes, and drops QoS 0 beyond them', () => {
+    const gate = new Admission({ perClient: 100, total: 2, totalBytes: 100 });
+    const c = {};
+    expect(gate.tryAcquire(c, 60)).toBe(true);
+    expect(gate.tryAcquire(c, 60)).toBe(false); // bytes
+    expect(gate.tryAcquire(c, 40)).toBe(true);
+    expect(gate.tryAcquire(c, 1)).toBe(false); // count
+    expect(gate.inflightBytes).toBe(100);
+    gate.release(c, 60);
+    gate.release(c, 40);
+    expect(gate.inflight).toBe(0);
+    // An empty gate admits one publish larger than the byte bound, so a large payload cannot wedge it.
+    expect(gate.tryAcquire(c, 500)).toBe(true);
+  });
+
+  it('serves waiting QoS 1 publishes before new QoS 0 ones', () => {
+    const gate = new Admission({ perClient: 1, total: 1, totalBytes: 100 });
+    const a = {};
+    const b = {};
+    let granted = false;
+    gate.acquire(a, 1, () => undefined);
+    gate.acquire(b, 1, () => (granted = true));
+    gate.release(a, 1);
+    expect(granted).toBe(true);
+    expect(gate.tryAcquire(a, 1)).toBe(false);
+  });
+});

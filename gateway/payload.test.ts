@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../core/config.ts';
+import { TelemetryEvent } from '../core/schemas.ts';
+import { corpusCases } from './bad-input-corpus.ts';
+import { GatewayConfig } from './config.ts';
+import { parseTelemetry } from './payload.ts';
+
+const limits = loadConfig(GatewayConfig, {});
+const now = Date.UTC(2026, 10, 26, 12, 0, 0);
+const DEVICE = 'unit-dev';
+
+describe('parseTelemetry: the bad-input corpus', () => {
+  const cases = corpusCases(now, DEVICE);
+
+  it('has at least 60 cases', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(60);
+  });
+
+  for (const c of cases) {
+    if (c.expect.kind === 'reject') {
+      const exp = c.expect;
+      it(`rejects ${c.name} with ${exp.code}`, () => {
+        const r = parseTelemetry(Buffer.from(c.payload), DEVICE, now, limits);
+        expect(r.ok, JSON.stringify(r)).toBe(false);
+        if (r.ok) return;
+        expect(r.code, r.reason).toBe(exp.code);
+        if (exp.reason) expect(r.reason).toContain(exp.reason);
+      });
+    } else if (c.expect.kind === 'accept') {
+      const exp = c.expect;
+      it(`accepts ${c.name} exactly`, () => {
+        const r = parseTelemetry(Buffer.from(c.payload), DEVICE, now, limits);
+        expect(r.ok, JSON.stringify(r)).toBe(true);
+        if (!r.ok) return;
+        expect(r.events).toHaveLength(exp.events.length);
+        r.events.forEach((e, i) => {
+          const want = exp.events[i]!;
+          expect(TelemetryEvent.parse(e)).toEqual(e);
+          expect(e.metrics).toEqual(want.metrics);
+          expect(e.tags).toEqual(want.tags);
+          if (want.units) expect(e.units).toEqual(want.units);
+          if (want.ts !== undefined) expect(e.ts).toBe(want.ts);
+          expect(e.deviceId).toBe(DEVICE);
+          expect(e.receivedAt).toBe(now);
+        });
+      });
+    }
+  }
+});
+
+describe('parseTelemetry', () => {
+  const parse = (payload: unknown, over: Partial<typeof limits> = {}) =>
+    parseTelemetry(Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload)), DEVICE, now, { ...limits, ...over });
+
+  it('uses gateway time when the device sends none', () => {
+    const r = parse({ metrics: { t: 1 } });
+    expect(r.ok && r.events[0]?.ts).toBe(now);
+  });
+
+  it('gives a reading with seq the id {device}:{seq}, and the same id to a resend without seq', () => {
+    const a = parse({ seq: 7, metrics: { t: 1 } });
+    expect(a.ok && a.events[0]?.id).toBe(`${DEVICE}:7`);
+    const b = parse({ ts: now - 5, metrics: { t: 1 } });
+    const c = parse({ ts: now - 5, metrics: { t: 1 } });
+    expect(b.ok && c.ok && b.events[0]?.id === c.events[0]?.id).toBe(true);
+  });
+
+  it('applies each configured limit', () => {
+    expect(parse({ metrics: { a: 1, b: 2 } }, { MAX_METRICS: 1 })).toMatchObject({ ok: false, code: 'too_many_metrics' });
+    expect(parse({ metrics: { a: 1 }, tags: { x: 'y' } }, { MAX_TAGS: 0 })).toMatchObject({ ok: false, code: 'too_many_tags' });
+    expect(parse({ metrics: { abcdef: 1 } }, { MAX_NAME_LENGTH: 5 })).toMatchObject({ ok: false, code: 'bad_metric_name' });
+    expect(parse({ metrics: { a: 1 }, tags: { x: 'abcdef' } }, { MAX_TAG_VALUE_LENGTH: 5 })).toMatchObject({ ok: false, code: 'bad_tag' });
+    expect(parse({ metrics: { a: 1 } }, { MAX_PAYLOAD_BYTES: 5 })).toMatchObject({ ok: false, code: 'too_large' });
+    expect(parse({ ts: now + 1001, metrics: { a: 1 } }, { MAX_FUTURE_SKEW_MS: 1000 })).toMatchObject({ ok: false, code: 'ts_future' });
+    expect(parse({ ts: now - 1001, metrics: { a: 1 } }, { MAX_PAST_AGE_MS: 1000 })).toMatchObject({ ok: false, code: 'ts_past' });
+    expect(parse({ ts: now - 1000, metrics: { a: 1 } }, { MAX_PAST_AGE_MS: 1000 })).toMatchObject({ ok: true });
+  });
+
+  it('names the offending field in the reason', () => {
+    const r = parse('{"metrics":{"temperature":1e999}}');
+    expect(r).toEqual({ ok: false, code: 'non_finite', reason: 'metrics.temperature: must be a finite number, got Infinity' });
+  });
+});
