@@ -133,8 +133,11 @@ export async function revokeDevice(kv: KV, deviceId: string): Promise<boolean> {
 
 /** All credentials (revoked ones included), sorted by id. */
 export async function listCredentials(kv: KV): Promise<DeviceCredential[]> {
+  // Collect the keys first: awaiting inside the keys() iteration ends it early (nats.js 2.29).
+  const keys: string[] = [];
+  for await (const key of await kv.keys()) keys.push(key);
   const out: DeviceCredential[] = [];
-  for await (const key of await kv.keys()) {
+  for (const key of keys) {
     const cred = await getCredential(kv, key);
     if (cred) out.push(cred);
   }
