@@ -164,14 +164,19 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
   const ingest = (client: Client, packet: PublishPacket, callback: (err?: Error | null) => void): void => {
     const payload = packet.payload as Buffer;
     const result = parseTelemetry(payload, client.id, Date.now(), config);
+    const bytes = payload.length;
     if (!result.ok) {
-      deadLetter(client, packet, result.code, result.reason, callback);
+      // The admission slot is held until the dead letter is stored: it is in flight to JetStream like any event.
+      if (packet.qos === 0) callback(null);
+      deadLetter(client, packet, result.code, result.reason, (err) => {
+        admission.release(client, bytes);
+        if (packet.qos > 0) callback(err);
+      });
       return;
     }
     metrics.messages.inc({ outcome: 'accepted' });
     status.touch(client.id);
     const partition = partitionOf(client.id, config.PARTITIONS);
-    const bytes = payload.length;
     let left = result.events.length;
     let failed: Error | undefined;
     const done: Done = (err) => {
