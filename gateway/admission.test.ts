@@ -11,11 +11,11 @@ describe('Admission (backpressure)', () => {
     gate.acquire(a, 1, () => granted.push('a2'));
     gate.acquire(a, 1, () => granted.push('a3'));
     gate.acquire(b, 1, () => granted.push('b1'));
-    expect(granted).toEqual(['a1', 'a2']);
-    expect(gate.waiting).toBe(2);
-    // b's publish queued behind a's; a release lets both through (no head-of-line blocking across clients).
+    // a3 waits for a's own bound; b is not blocked behind it (no head-of-line blocking across clients).
+    expect(granted).toEqual(['a1', 'a2', 'b1']);
+    expect(gate.waiting).toBe(1);
     gate.release(a, 1);
-    expect(granted).toEqual(['a1', 'a2', 'a3', 'b1']);
+    expect(granted).toEqual(['a1', 'a2', 'b1', 'a3']);
     expect(gate.inflight).toBe(3);
   });
 
@@ -32,6 +32,18 @@ describe('Admission (backpressure)', () => {
     expect(gate.inflight).toBe(0);
     // An empty gate admits one publish larger than the byte bound, so a large payload cannot wedge it.
     expect(gate.tryAcquire(c, 500)).toBe(true);
+  });
+
+  it('keeps one client in order: a publish arriving behind its own waiter waits too', () => {
+    const gate = new Admission({ perClient: 1, total: 10, totalBytes: 100 });
+    const a = {};
+    const order: number[] = [];
+    gate.acquire(a, 1, () => order.push(1));
+    gate.acquire(a, 1, () => order.push(2));
+    gate.release(a, 1);
+    gate.acquire(a, 1, () => order.push(3));
+    gate.release(a, 1);
+    expect(order).toEqual([1, 2, 3]);
   });
 
   it('serves waiting QoS 1 publishes before new QoS 0 ones', () => {

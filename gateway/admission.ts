@@ -23,6 +23,7 @@ interface Waiter {
 export class Admission {
   readonly #opts: AdmissionOptions;
   readonly #perClient = new WeakMap<object, number>();
+  readonly #waitingPerClient = new WeakMap<object, number>();
   #inflight = 0;
   #inflightBytes = 0;
   #waiting: Waiter[] = [];
@@ -58,22 +59,27 @@ export class Admission {
     this.#inflightBytes += bytes;
   }
 
-  /** Admits at once when under every bound (true), else false and nothing is held (QoS 0). */
+  /**
+   * Admits at once when under every bound (true), else false and nothing is held (QoS 0).
+   * Waiters never lose capacity to this: every release admits waiters first, so a waiter still queued is one
+   * that does not fit, and a publish that fits now takes nothing a waiter could use.
+   */
   tryAcquire(key: object, bytes: number): boolean {
-    // Waiters go first: a QoS 0 burst must not starve the QoS 1 publishes already waiting.
-    if (this.#waiting.length > 0 || !this.#fits(key, bytes)) return false;
+    if (!this.#fits(key, bytes)) return false;
     this.#take(key, bytes);
     return true;
   }
 
   /** Runs `grant` once admitted: at once when possible, else in arrival order as releases make room (QoS 1). */
   acquire(key: object, bytes: number, grant: () => void): void {
-    if (this.tryAcquire(key, bytes)) {
+    // Behind an earlier waiter of the same client: keep the client's order (its publishes reach JetStream in order).
+    if (!this.#waitingPerClient.has(key) && this.tryAcquire(key, bytes)) {
       grant();
       return;
     }
     this.#waiting.push({ key, bytes, grant });
     this.#waitingBytes += bytes;
+    this.#waitingPerClient.set(key, (this.#waitingPerClient.get(key) ?? 0) + 1);
   }
 
   /** Returns what `tryAcquire`/`acquire` took, then admits waiters that now fit. */
@@ -95,6 +101,9 @@ export class Admission {
       if (this.#inflight < this.#opts.total && this.#fits(w.key, w.bytes)) {
         this.#take(w.key, w.bytes);
         this.#waitingBytes -= w.bytes;
+        const n = (this.#waitingPerClient.get(w.key) ?? 0) - 1;
+        if (n > 0) this.#waitingPerClient.set(w.key, n);
+        else this.#waitingPerClient.delete(w.key);
         granted.push(w);
       } else still.push(w);
     }
