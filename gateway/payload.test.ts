@@ -81,3 +81,68 @@ describe('parseTelemetry', () => {
     expect(r).toEqual({ ok: false, code: 'non_finite', reason: 'metrics.temperature: must be a finite number, got Infinity' });
   });
 });
+
+describe('parseTelemetry with small limits', () => {
+  const small = { ...limits, MAX_PAYLOAD_BYTES: 1024, MAX_METRICS: 3, MAX_TAGS: 2, MAX_FUTURE_SKEW_MS: 60_000, MAX_PAST_AGE_MS: 3_600_000 };
+  const t0 = Date.UTC(2026, 0, 1);
+  const parse = (payload: unknown, raw = false) => parseTelemetry(Buffer.from(raw ? String(payload) : JSON.stringify(payload)), 'dev-1', t0, small);
+
+  it('normalises a full JSON object reading into one event with a seq-based id', () => {
+    const r = parse({ ts: t0 - 1000, seq: 42, metrics: { temperature: 21.5 }, units: { temperature: 'Cel' }, tags: { room: 'a 1' } });
+    expect(r).toEqual({
+      ok: true,
+      events: [
+        {
+          v: 1,
+          id: 'dev-1:42',
+          deviceId: 'dev-1',
+          ts: t0 - 1000,
+          receivedAt: t0,
+          metrics: { temperature: 21.5 },
+          units: { temperature: 'Cel' },
+          tags: { room: 'a 1' },
+        },
+      ],
+    });
+  });
+
+  it('takes RFC 3339 timestamps', () => {
+    const a = parse({ ts: '2025-12-31T23:59:00Z', metrics: { t: 1 } });
+    expect(a.ok && a.events[0]?.ts).toBe(t0 - 60_000);
+  });
+
+  it('gives a different hash id to a different reading', () => {
+    const a = parse({ ts: t0, metrics: { t: 1 } });
+    const c = parse({ ts: t0, metrics: { t: 2 } });
+    expect(a.ok && c.ok && a.events[0]!.id !== c.events[0]!.id).toBe(true);
+  });
+
+  it.each([
+    ['{"metrics":', true, 'bad_json', /not valid JSON/],
+    [{ metrics: { temperature: '21' } }, false, 'schema', /^metrics\.temperature: /],
+    [{ metrics: {} }, false, 'schema', /at least one metric/],
+    [{ ts: 1.5, metrics: { t: 1 } }, false, 'schema', /^ts: /],
+    [{ ts: 'yesterday', metrics: { t: 1 } }, false, 'schema', /^ts: /],
+    [{ ts: -5, metrics: { t: 1 } }, false, 'ts_past', /^ts: /],
+    [{ ts: 1e300, metrics: { t: 1 } }, false, 'ts_future', /^ts: /],
+    [{ metrics: { a: 1, b: 2, c: 3, d: 4 } }, false, 'too_many_metrics', /4 metrics, limit 3/],
+    [{ metrics: { a: 1 }, tags: { x: '1', y: '2', z: '3' } }, false, 'too_many_tags', /3 tags, limit 2/],
+    [{ metrics: { a: 1 }, tags: { device: 'other' } }, false, 'bad_tag', /^tags\.device: is reserved/],
+    [{ metrics: { a: 1 }, tags: { x: 'a\nb' } }, false, 'bad_tag', /^tags\.x "a\\nb": must not contain control characters/],
+    [{ ts: t0 + 120_000, metrics: { a: 1 } }, false, 'ts_future', /ahead of gateway time/],
+    [{ ts: t0 - 7_200_000, metrics: { a: 1 } }, false, 'ts_past', /behind gateway time/],
+    [{ metrics: { a: 1 }, foo: 1 }, false, 'schema', /foo/],
+  ])('rejects %j with code %s', (payload, raw, code, reason) => {
+    const r = parse(payload, raw);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.code).toBe(code);
+      expect(r.reason).toMatch(reason);
+    }
+  });
+
+  it('rejects an oversize payload before parsing it', () => {
+    const r = parseTelemetry(Buffer.alloc(2000, 0x20), 'dev-1', t0, small);
+    expect(r).toEqual({ ok: false, code: 'too_large', reason: 'payload is 2000 bytes, limit 1024' });
+  });
+});

@@ -16,7 +16,7 @@ import { TelemetryBatch } from '../core/schemas.ts';
 import { CONSUMERS, STREAMS, subjects } from '../core/subjects.ts';
 import { formatZodError } from '../core/validation.ts';
 import type { ProcessorConfig } from './config.ts';
-import { InfluxWriter, isPermanentWriteError } from './influx-writer.ts';
+import { InfluxWriter, isPermanentWriteError, routeInfluxClientLogs } from './influx-writer.ts';
 import { telemetryLine, TELEMETRY_MEASUREMENT } from './line-protocol.ts';
 import { createProcessorMetrics, type ProcessorMetrics } from './metrics.ts';
 
@@ -60,6 +60,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
   await ensureConsumer(jsm, config);
   const js = nc.jetstream();
+  routeInfluxClientLogs(log);
   const writer = new InfluxWriter({
     url: config.INFLUX_URL,
     token: config.INFLUX_TOKEN,
@@ -134,24 +135,30 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   const consumer = await js.consumers.get(STREAMS.telemetry, CONSUMERS.processors);
   const messages = await consumer.consume({ max_messages: config.FETCH_MAX_MESSAGES * 2 });
   consuming = true;
-  const loop = (async () => {
-    let buf: JsMsg[] = [];
-    for await (const m of messages) {
-      buf.push(m);
-      // Adaptive batching: write as soon as nothing more is queued locally, or the batch is full.
-      // getPending() still counts the message in hand until the loop asks for the next one, hence <= 1.
-      if (buf.length >= config.FETCH_MAX_MESSAGES || messages.getPending() <= 1) {
-        const batch = buf;
-        buf = [];
-        try {
-          await handle(batch);
-        } catch (err) {
-          // Only dead-lettering can throw here (NATS down): leave the messages to redelivery.
-          log.error({ err }, 'batch handling failed; messages will be redelivered');
-          for (const msg of batch) msg.nak(config.RETRY_MIN_MS);
-        }
+  // Messages are queued as they arrive and written by one worker, whatever has gathered up to FETCH_MAX_MESSAGES
+  // at a time: small batches when idle (low latency), large ones under load (few, big InfluxDB writes).
+  const queue: JsMsg[] = [];
+  let worker: Promise<void> | undefined;
+  const work = async (): Promise<void> => {
+    await new Promise((resolve) => setImmediate(resolve)); // let a burst of deliveries gather first
+    while (queue.length > 0) {
+      const batch = queue.splice(0, config.FETCH_MAX_MESSAGES);
+      try {
+        await handle(batch);
+      } catch (err) {
+        // Only dead-lettering can throw here (NATS down): leave the messages to redelivery.
+        log.error({ err }, 'batch handling failed; messages will be redelivered');
+        for (const msg of batch) msg.nak(config.RETRY_MIN_MS);
       }
     }
+    worker = undefined;
+  };
+  const loop = (async () => {
+    for await (const m of messages) {
+      queue.push(m);
+      worker ??= work();
+    }
+    await worker;
     consuming = false;
   })();
 

@@ -15,6 +15,7 @@ import { createGateway, type Gateway } from '../../gateway/app.ts';
 import { GatewayConfig } from '../../gateway/config.ts';
 import { createProcessor, type Processor } from '../../processors/app.ts';
 import { ProcessorConfig } from '../../processors/config.ts';
+import { waitFor } from './wait.ts';
 
 export const testLog = createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -85,4 +86,39 @@ export async function countPoints(influx: InfluxServer, db: string, where = ''):
 export async function countPerDevice(influx: InfluxServer, db: string): Promise<Map<string, number>> {
   const [series] = await influxql({ url: influx.url, db }, 'SELECT count(temperature) FROM telemetry GROUP BY device');
   return new Map(rows(series ?? []).map((r) => [String(r.device), Number(r.count)]));
+}
+
+/** Resolves once the durable consumer has nothing pending and nothing awaiting ack (all stored messages handled). */
+export async function waitConsumerIdle(nats: NatsServer, stream: string, consumer: string, timeoutMs = 30_000): Promise<void> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await nc.jetstreamManager();
+    await waitFor(
+      () => jsm.consumers.info(stream, consumer),
+      (i) => i.num_pending === 0 && i.num_ack_pending === 0,
+      { timeoutMs, what: `${stream}/${consumer} idle` },
+    );
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Every message currently in `stream`, decoded as JSON (reads with an ephemeral ordered consumer). */
+export async function readStream(nats: NatsServer, stream: string): Promise<unknown[]> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await nc.jetstreamManager();
+    const { state } = await jsm.streams.info(stream);
+    if (state.messages === 0) return [];
+    const consumer = await nc.jetstream().consumers.get(stream);
+    const out: unknown[] = [];
+    const iter = await consumer.fetch({ max_messages: state.messages, expires: 5000 });
+    for await (const m of iter) {
+      out.push(m.json());
+      if (out.length >= state.messages) break;
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
 }
