@@ -310,7 +310,11 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
 
   let listeners;
   try {
-    listeners = await startListeners(config, (stream: Duplex, req?: IncomingMessage) => broker.handle(stream, req), log);
+    listeners = await startListeners(
+      config,
+      (stream: Duplex, req?: IncomingMessage) => limitPacketSize(broker.handle(stream, req), config.MAX_PACKET_BYTES, () => metrics.oversizePackets.inc()),
+      log,
+    );
   } catch (err) {
     watcher.stop();
     await new Promise<void>((resolve) => broker.close(() => resolve()));
@@ -356,6 +360,30 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     inflight: () => ({ publishes: admission.inflight, bytes: admission.inflightBytes, waiting: admission.waiting, waitingBytes: admission.waitingBytes }),
     close,
     [Symbol.asyncDispose]: close,
+  };
+}
+
+/** The part of mqtt-packet's parser (aedes' `client._parser`) that the packet size limit hooks into. */
+interface PacketParser {
+  packet: { length: number };
+  _parseLength(): boolean;
+  _emitError(err: Error): void;
+}
+
+/**
+ * Refuses an MQTT packet as soon as its fixed header announces more than `max` bytes, before the parser buffers
+ * it (aedes has no packet size limit, and MQTT allows 256 MiB). The parser error closes the connection.
+ */
+function limitPacketSize(client: Client, max: number, onRefused: () => void): void {
+  const parser = (client as unknown as { _parser?: PacketParser })._parser;
+  if (!parser || typeof parser._parseLength !== 'function') return; // a future aedes without it: no limit rather than a crash
+  const parseLength = parser._parseLength.bind(parser);
+  parser._parseLength = () => {
+    if (!parseLength()) return false;
+    if (parser.packet.length <= max) return true;
+    onRefused();
+    parser._emitError(new Error(`packet of ${parser.packet.length} bytes exceeds MAX_PACKET_BYTES ${max}`));
+    return false;
   };
 }
 

@@ -32,6 +32,11 @@ export const GatewayConfig = z
     MAX_INFLIGHT: env.int(4096, 1).describe('publishes of all clients waiting for JetStream, at most'),
     MAX_INFLIGHT_BYTES: env.int(32 * 1024 * 1024, 1).describe('payload bytes of all publishes waiting for JetStream, at most'),
     MAX_PAYLOAD_BYTES: env.int(65536, 1).describe('larger payloads are dead-lettered (too_large)'),
+    MAX_PACKET_BYTES: env
+      .int(256 * 1024, 1)
+      .describe(
+        'an MQTT packet announcing more bytes than this closes the connection before it is buffered (bounds memory per connection); >= MAX_PAYLOAD_BYTES',
+      ),
     MAX_METRICS: env.int(100, 1).describe('metrics per event, at most (too_many_metrics)'),
     MAX_RECORDS: env.int(1000, 1).describe('SenML records per message, at most (too_many_records)'),
     MAX_EVENTS_PER_MESSAGE: env.int(100, 1).describe('distinct timestamps per SenML message, at most (too_many_events)'),
@@ -45,6 +50,12 @@ export const GatewayConfig = z
     STREAM_MAX_AGE_MS: env.int(30 * 24 * 3600_000, 1).describe('retention of DEADLETTER, DEVICE_STATUS, ALERTS, ms'),
   })
   .superRefine((c, ctx) => {
+    if (c.MAX_PACKET_BYTES < c.MAX_PAYLOAD_BYTES)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MAX_PACKET_BYTES'],
+        message: 'must be at least MAX_PAYLOAD_BYTES (smaller payloads are dead-lettered, not cut off)',
+      });
     if (c.MQTT_TLS_PORT !== undefined) {
       if (!c.TLS_CERT_FILE) ctx.addIssue({ code: 'custom', path: ['TLS_CERT_FILE'], message: 'required when MQTT_TLS_PORT is set' });
       if (!c.TLS_KEY_FILE) ctx.addIssue({ code: 'custom', path: ['TLS_KEY_FILE'], message: 'required when MQTT_TLS_PORT is set' });

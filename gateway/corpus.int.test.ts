@@ -10,7 +10,7 @@ import { STREAMS } from '../core/subjects.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { influxql, rows } from '../devstack/influxql.ts';
 import { connectDevice, provisionDevices, startGateway, startInfluxServer, startNatsServer, startProcessor, uniqueName } from '../test/support/stack.ts';
-import { readStream, testNats } from '../test/support/streams.ts';
+import { deviceRecord, readStream, testNats } from '../test/support/streams.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { corpusCases, type CorpusCase } from './bad-input-corpus.ts';
 
@@ -125,6 +125,14 @@ describe('bad-input corpus', () => {
         { what: `${VALID_COUNT} valid points` },
       );
       expect(validRows.map((r) => r.temperature)).toEqual(Array.from({ length: VALID_COUNT }, (_, i) => i));
+
+      // The device's registry entry remembers an error (at most one write per LAST_SEEN_INTERVAL_MS).
+      const record = await waitFor(
+        () => deviceRecord(nc, DEVICE),
+        (r) => r?.lastError !== undefined,
+        { what: 'lastError in the registry' },
+      );
+      expect(record?.lastError?.code).toBe(expectedRejects[0]!.code);
 
       // The gateway is still up and serving.
       const health = await fetch(`http://127.0.0.1:${gateway.httpPort}/healthz`);

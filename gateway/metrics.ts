@@ -58,6 +58,11 @@ export function createGatewayMetrics(registry: Registry, gauges: GatewayGauges) 
       labelNames: ['action'] as const,
       registers,
     }),
+    oversizePackets: new Counter({
+      name: 'iot_gateway_oversize_packets_total',
+      help: 'Connections closed because a packet announced more than MAX_PACKET_BYTES',
+      registers,
+    }),
     dropped: new Counter({
       name: 'iot_gateway_dropped_total',
       help: 'QoS 0 publishes dropped because the in-flight bound was reached (backpressure)',

@@ -38,6 +38,7 @@ interface DeviceState {
   takeoverTimer: NodeJS.Timeout | undefined;
   chain: Promise<void>;
   lastTouch: number;
+  lastErrorTouch: number;
 }
 
 export class DeviceStatusTracker {
@@ -64,7 +65,7 @@ export class DeviceStatusTracker {
   #state(deviceId: string): DeviceState {
     let s = this.#devices.get(deviceId);
     if (!s) {
-      s = { current: undefined, takeoverPending: false, takeoverTimer: undefined, chain: Promise.resolve(), lastTouch: 0 };
+      s = { current: undefined, takeoverPending: false, takeoverTimer: undefined, chain: Promise.resolve(), lastTouch: 0, lastErrorTouch: 0 };
       this.#devices.set(deviceId, s);
     }
     return s;
@@ -106,11 +107,19 @@ export class DeviceStatusTracker {
     this.#enqueue(deviceId, 'offline', this.#shuttingDown ? 'shutdown' : cause);
   }
 
-  /** Refreshes lastSeen (at most every touchIntervalMs), optionally recording an error. */
+  /**
+   * Refreshes lastSeen, or records an error (a dead letter, an ACL refusal) as lastError. Each at most once per
+   * touchIntervalMs per device, so a device sending thousands of messages costs a handful of KV writes.
+   */
   touch(deviceId: string, error?: { code: string; reason: string }): void {
     const s = this.#state(deviceId);
     const now = Date.now();
-    if (now - s.lastTouch < this.#opts.touchIntervalMs) return;
+    if (error) {
+      if (now - s.lastErrorTouch < this.#opts.touchIntervalMs) return;
+      s.lastErrorTouch = now;
+    } else {
+      if (now - s.lastTouch < this.#opts.touchIntervalMs) return;
+    }
     s.lastTouch = now;
     this.#run(s, deviceId, () =>
       this.#updateRecord(deviceId, (r) => {

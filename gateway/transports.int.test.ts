@@ -131,8 +131,24 @@ describe('transports', () => {
     expect(err).toBe(4);
   });
 
+  it('closes a connection whose packet announces more than MAX_PACKET_BYTES, before buffering it', async () => {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gateway.mqttPort}`, {
+      clientId: 'ws-dev',
+      username: 'ws-dev',
+      password: secrets.get('ws-dev')!,
+      reconnectPeriod: 0,
+    });
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    c.publish('devices/ws-dev/telemetry', Buffer.alloc(300 * 1024, 0x20), { qos: 1 });
+    await closed;
+    await c.endAsync(true);
+    expect((await gateway.metrics.oversizePackets.get()).values[0]?.value).toBe(1);
+    expect(await stored('ws-dev')).toEqual([32.5]);
+  });
+
   it('lists every missing TLS setting when MQTT_TLS_PORT is set without them', () => {
     expect(() => loadConfig(GatewayConfig, { MQTT_TLS_PORT: '8883' })).toThrow(/TLS_CERT_FILE: required[\s\S]*TLS_KEY_FILE: required/);
+    expect(() => loadConfig(GatewayConfig, { MAX_PACKET_BYTES: '1000', MAX_PAYLOAD_BYTES: '2000' })).toThrow(/MAX_PACKET_BYTES: must be at least/);
   });
 
   it('exposes the issue’s metrics on /metrics', async () => {
