@@ -57,4 +57,47 @@ describe('Admission (backpressure)', () => {
     expect(granted).toBe(true);
     expect(gate.tryAcquire(a, 1)).toBe(false);
   });
+
+  it('serves 100 000 waiting publishes of 100 clients, each client in order, without any bound exceeded', () => {
+    const gate = new Admission({ perClient: 8, total: 64, totalBytes: 1_000_000 });
+    const clients = Array.from({ length: 100 }, () => ({}));
+    const order = clients.map(() => [] as number[]);
+    const held: [object, number][] = [];
+    for (let n = 0; n < 1000; n++)
+      clients.forEach((c, i) =>
+        gate.acquire(c, 10, () => {
+          order[i]!.push(n);
+          held.push([c, 10]);
+        }),
+      );
+    expect(gate.inflight).toBe(64);
+    expect(gate.waiting).toBe(100_000 - 64);
+    let maxInflight = 0;
+    while (held.length > 0) {
+      const [c, b] = held.shift()!;
+      gate.release(c, b);
+      maxInflight = Math.max(maxInflight, gate.inflight);
+    }
+    expect(maxInflight).toBeLessThanOrEqual(64);
+    expect(gate.waiting).toBe(0);
+    expect(gate.inflight).toBe(0);
+    for (const o of order) expect(o).toEqual(Array.from({ length: 1000 }, (_, n) => n));
+  });
+
+  it('survives grants that release at once (a client gone while waiting) without recursion', () => {
+    const gate = new Admission({ perClient: 1, total: 1, totalBytes: 100 });
+    const first = {};
+    gate.acquire(first, 1, () => undefined);
+    let granted = 0;
+    for (let i = 0; i < 50_000; i++) {
+      const c = {};
+      gate.acquire(c, 1, () => {
+        granted++;
+        gate.release(c, 1);
+      });
+    }
+    gate.release(first, 1);
+    expect(granted).toBe(50_000);
+    expect(gate.inflight).toBe(0);
+  });
 });
