@@ -62,6 +62,7 @@ const gateway = spawn(
     stdio: ['ignore', 'inherit', 'inherit'],
   },
 );
+children.push(gateway);
 const metricsUrl = `http://127.0.0.1:${httpPort}/metrics`;
 for (const deadline = Date.now() + 30_000; ;) {
   const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
