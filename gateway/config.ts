@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { commonConfig, env } from '../core/config.ts';
 import { DEFAULT_PARTITIONS } from '../core/subjects.ts';
 
-/** An optional port: unset (or empty) disables the listener. */
-const optionalPort = z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(0).max(65535).optional());
-const optionalPath = z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional());
+/** An optional port: unset disables the listener (0 = any free port, for tests). */
+const optionalPort = z.coerce.number().int().min(0).max(65535).optional();
+const optionalPath = z.string().min(1).optional();
 
 /** Gateway configuration: env var name -> validated value (README "Configuration" lists these). */
 export const GatewayConfig = z
