@@ -39,6 +39,8 @@ interface DeviceState {
   chain: Promise<void>;
   lastTouch: number;
   lastErrorTouch: number;
+  /** Writes queued for this device. */
+  pending: number;
 }
 
 export class DeviceStatusTracker {
@@ -65,7 +67,7 @@ export class DeviceStatusTracker {
   #state(deviceId: string): DeviceState {
     let s = this.#devices.get(deviceId);
     if (!s) {
-      s = { current: undefined, takeoverPending: false, takeoverTimer: undefined, chain: Promise.resolve(), lastTouch: 0, lastErrorTouch: 0 };
+      s = { current: undefined, takeoverPending: false, takeoverTimer: undefined, chain: Promise.resolve(), lastTouch: 0, lastErrorTouch: 0, pending: 0 };
       this.#devices.set(deviceId, s);
     }
     return s;
@@ -165,9 +167,14 @@ export class DeviceStatusTracker {
   /** Appends `step` to the device's chain, retrying it until the deadline. */
   #run(s: DeviceState, deviceId: string, step: () => Promise<void>): void {
     this.#pending++;
+    s.pending++;
     s.chain = s.chain
       .then(() => this.#retry(deviceId, step))
       .finally(() => {
+        // An offline device with nothing queued is forgotten, so the map holds connected devices only
+        // (its lastSeen throttle restarts at its next connection, which writes anyway).
+        if (--s.pending === 0 && s.current === undefined && !s.takeoverPending && s.takeoverTimer === undefined && this.#devices.get(deviceId) === s)
+          this.#devices.delete(deviceId);
         if (--this.#pending === 0) for (const resolve of this.#idle.splice(0)) resolve();
       });
   }
