@@ -63,9 +63,13 @@ interface AedesInternals {
 interface ClientInternals {
   will?: unknown;
   _disconnected?: boolean;
+  connDestroyed(): boolean;
 }
 const internals = (b: Aedes): AedesInternals => b as unknown as AedesInternals;
-const clientInternals = (c: Client): ClientInternals => c as unknown as ClientInternals;
+const clientInternals = (c: Client): ClientInternals => {
+  const raw = c as unknown as { will?: unknown; _disconnected?: boolean; conn?: { destroyed?: boolean } };
+  return { will: raw.will, _disconnected: raw._disconnected, connDestroyed: () => raw.conn?.destroyed === true };
+};
 const isWill = (c: Client, packet: PublishPacket): boolean => clientInternals(c).will === packet;
 
 /** Dead letters keep at most this many bytes of the original payload, so one fits in a NATS message (1 MiB default). */
@@ -196,20 +200,22 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     maxClientsIdLength: 64,
     ...(config.KEEPALIVE_MAX_S > 0 ? { keepaliveLimit: config.KEEPALIVE_MAX_S } : {}),
     authenticate(client, username, password, done) {
-      authenticator.authenticate(client.id, username, password).then(
-        (r) => {
-          metrics.auth.inc({ outcome: r.ok ? (r.anonymous ? 'anonymous' : 'ok') : r.outcome });
-          if (!r.ok) {
-            log.info({ clientId: client.id, outcome: r.outcome, reason: r.reason }, 'connection refused');
-            done(authError(r.reason, r.returnCode), false);
-            return;
-          }
-          sessions.set(client, { role: r.role, keepaliveExpired: false });
-          if (internals(broker).clients[client.id]) status.expectTakeover(client.id);
-          done(null, true);
-        },
-        (err: unknown) => done(authError(String(err), 5), false),
-      );
+      authenticator
+        .authenticate(client.id, username, password, () => !client.closed && !clientInternals(client).connDestroyed())
+        .then(
+          (r) => {
+            metrics.auth.inc({ outcome: r.ok ? (r.anonymous ? 'anonymous' : 'ok') : r.outcome });
+            if (!r.ok) {
+              log.info({ clientId: client.id, outcome: r.outcome, reason: r.reason }, 'connection refused');
+              done(authError(r.reason, r.returnCode), false);
+              return;
+            }
+            sessions.set(client, { role: r.role, keepaliveExpired: false });
+            if (internals(broker).clients[client.id]) status.expectTakeover(client.id);
+            done(null, true);
+          },
+          (err: unknown) => done(authError(String(err), 5), false),
+        );
     },
     authorizePublish(client, packet, callback) {
       if (!client) {

@@ -21,6 +21,8 @@ export type AuthResult =
 export interface AuthOptions {
   allowAnonymous: boolean;
   cacheSize: number;
+  /** scrypt verifications running at once (each takes one libuv thread and 16 MiB); the rest queue. */
+  maxConcurrentHashes?: number;
 }
 
 interface CacheEntry {
@@ -34,6 +36,8 @@ export class DeviceAuthenticator {
   readonly #opts: AuthOptions;
   readonly #log: Logger;
   readonly #cache = new Map<string, CacheEntry>();
+  #hashing = 0;
+  readonly #hashQueue: (() => void)[] = [];
 
   constructor(kv: KV, opts: AuthOptions, log: Logger) {
     this.#kv = kv;
@@ -47,7 +51,13 @@ export class DeviceAuthenticator {
   }
 
   /** Never throws: a registry failure refuses the client (it retries) and is logged. */
-  async authenticate(clientId: string, username: string | undefined, password: Buffer | undefined): Promise<AuthResult> {
+  async authenticate(
+    clientId: string,
+    username: string | undefined,
+    password: Buffer | undefined,
+    /** False once the connection is gone: a queued scrypt is then skipped (a reconnect storm converges). */
+    stillWanted: () => boolean = () => true,
+  ): Promise<AuthResult> {
     if (!DEVICE_ID_PATTERN.test(clientId))
       return fail(CONNACK.identifierRejected, 'bad_client_id', `client id ${JSON.stringify(clientId.slice(0, 80))} is not a valid device id`);
     if (username !== undefined && username !== '' && username !== clientId)
@@ -77,7 +87,20 @@ export class DeviceAuthenticator {
     const cached = this.#cache.get(clientId);
     if (cached && cached.revision === entry.revision && timingSafeEqual(cached.digest, digest)) return { ok: true, role: cached.role, anonymous: false };
 
-    if (!(await verifySecret(password.toString('utf8'), cred.secretHash))) return fail(CONNACK.badCredentials, 'bad_secret', `wrong secret for ${clientId}`);
+    const max = this.#opts.maxConcurrentHashes ?? 4;
+    if (this.#hashing >= max) await new Promise<void>((resolve) => this.#hashQueue.push(resolve));
+    else this.#hashing++;
+    let ok: boolean;
+    try {
+      if (!stillWanted()) return fail(CONNACK.notAuthorized, 'abandoned', `${clientId} closed the connection before its secret was checked`);
+      ok = await verifySecret(password.toString('utf8'), cred.secretHash);
+    } finally {
+      // Hand the slot to the next queued login, or give it back.
+      const next = this.#hashQueue.shift();
+      if (next) next();
+      else this.#hashing--;
+    }
+    if (!ok) return fail(CONNACK.badCredentials, 'bad_secret', `wrong secret for ${clientId}`);
     if (this.#opts.cacheSize > 0) {
       // Map keeps insertion order: delete + set moves the entry to the end; the oldest is evicted first.
       this.#cache.delete(clientId);
