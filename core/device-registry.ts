@@ -150,3 +150,12 @@ export async function getDeviceRecord(kv: KV, deviceId: string): Promise<DeviceR
   if (!entry || entry.operation !== 'PUT' || entry.length === 0) return undefined;
   return DeviceRecord.parse(entry.json());
 }
+
+/**
+ * Registers `{prefix}-0 … {prefix}-{count-1}` with one shared secret (a demo or test fleet, never production:
+ * one leaked secret opens every device). A cheaper scrypt cost keeps a 1,000-device fleet to a few seconds.
+ */
+export async function provisionFleet(kv: KV, prefix: string, count: number, secret: string, cost = { N: 4096, r: 8, p: 1 }): Promise<void> {
+  const ids = Array.from({ length: count }, (_, n) => `${prefix}-${n}`);
+  for (let i = 0; i < ids.length; i += 16) await Promise.all(ids.slice(i, i + 16).map((id) => provisionDevice(kv, id, { secret, cost })));
+}

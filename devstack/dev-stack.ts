@@ -7,8 +7,7 @@
  * `SIM_DEVICES=500 SIM_RATE=10 npm start` runs a bigger fleet.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'nats';
-import { generateSecret, openRegistryBuckets, provisionDevice } from '../core/device-registry.ts';
+import { generateSecret } from '../core/device-registry.ts';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -108,23 +107,20 @@ services.push(startService('webhooks', 'alerting/webhooks/main.ts', { ...common,
 services.push(startService('gateway', 'gateway/main.ts', { ...common, MQTT_PORT: mqttPort, MQTT_HOST: '127.0.0.1' }, ports.gateway));
 // The fleet starts once the gateway is ready (connected to NATS, MQTT listening).
 await waitReady(`http://127.0.0.1:${ports.gateway}/readyz`, 30_000);
-// The gateway refuses anonymous devices: register the simulated fleet (sim-0 … sim-N-1) with one secret for this run.
-// A cheaper scrypt cost than production (N=2^12) keeps a 1000-device fleet's registration to a few seconds.
+// The gateway refuses anonymous devices: the simulator registers its fleet (sim-0 … sim-N-1) with one secret for this run.
 const simDevices = Number(process.env.SIM_DEVICES ?? '50');
 const simSecret = generateSecret();
-{
-  const nc = await connect({ servers: nats.url });
-  const { credentials } = await openRegistryBuckets(nc.jetstream());
-  const ids = Array.from({ length: simDevices }, (_, n) => `${process.env.SIM_DEVICE_PREFIX ?? 'sim'}-${n}`);
-  for (let i = 0; i < ids.length; i += 16)
-    await Promise.all(ids.slice(i, i + 16).map((id) => provisionDevice(credentials, id, { secret: simSecret, cost: { N: 4096, r: 8, p: 1 } })));
-  await nc.close();
-}
 services.push(
   startService(
     'simulator',
     'simulator/main.ts',
-    { MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`, SIM_DEVICES: String(simDevices), SIM_RATE: process.env.SIM_RATE ?? '1', SIM_PASSWORD: simSecret },
+    {
+      MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
+      SIM_DEVICES: String(simDevices),
+      SIM_RATE: process.env.SIM_RATE ?? '1',
+      SIM_PASSWORD: simSecret,
+      SIM_REGISTER_NATS_URL: nats.url,
+    },
     ports.simulator,
   ),
 );

@@ -5,8 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import { connect } from 'nats';
 import { loadConfig } from '../core/config.ts';
-import { createLogger } from '../core/logger.ts';
+import { openRegistryBuckets, provisionFleet } from '../core/device-registry.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
 import { SimulatorConfig } from './config.ts';
 import { createSimulator } from './app.ts';
 import { runLoadtestCommand } from './loadtest-command.ts';
@@ -99,6 +101,19 @@ async function scenarioFromFlags(f: SimulateFlags, envConfig: SimulatorConfig, e
   return parseScenario(input, f.scenario ?? 'flags');
 }
 
+/** Demo convenience (npm start, docker compose --profile demo): give the fleet credentials the gateway accepts. */
+async function registerFleet(natsUrl: string, scenario: Scenario, log: Logger): Promise<void> {
+  if (scenario.password === undefined) throw new InvalidArgumentError('SIM_REGISTER_NATS_URL needs SIM_PASSWORD (the secret to register)');
+  const nc = await connect({ servers: natsUrl.split(',') });
+  try {
+    const { credentials } = await openRegistryBuckets(nc.jetstream());
+    await provisionFleet(credentials, scenario.prefix, scenario.devices, scenario.password);
+    log.info({ devices: scenario.devices, prefix: scenario.prefix }, 'fleet registered in the device registry');
+  } finally {
+    await nc.close();
+  }
+}
+
 export function buildCli(io: CliIo): Command {
   const program = new Command('simulator')
     .description(
@@ -148,6 +163,7 @@ points (distinct readings), dead letters by reason, clean disconnects, dropped c
       const envConfig = loadConfig(SimulatorConfig, io.env);
       const log = createLogger('simulator', flags.logLevel ?? envConfig.LOG_LEVEL);
       const scenario = await scenarioFromFlags(flags, envConfig, io.env);
+      if (envConfig.SIM_REGISTER_NATS_URL !== undefined) await registerFleet(envConfig.SIM_REGISTER_NATS_URL, scenario, log);
       const sim = await createSimulator(
         {
           mqttUrl: flags.mqttUrl ?? envConfig.MQTT_URL,

@@ -13,6 +13,10 @@ export const SimulatorConfig = z.object({
   SIM_MESSAGES: env.int(0).describe('messages per device, then stop (0 = no limit)'),
   SIM_DEVICE_PREFIX: env.str('sim').describe('device ids are {prefix}-{n}'),
   SIM_PASSWORD: z.string().optional().describe('password sent by every device (when the gateway requires one)'),
+  SIM_REGISTER_NATS_URL: z
+    .string()
+    .optional()
+    .describe('demo only: register the fleet ({prefix}-0 …) with SIM_PASSWORD in the device registry of this NATS before connecting'),
   SIM_CONNECTS_PER_S: env.int(500, 1).describe('connection rate at start-up, so a large fleet does not stampede the broker'),
   SIM_SEED: env.int(1).describe('seed of the signal generators (same seed, same readings)'),
 });
