@@ -144,6 +144,19 @@ export class PartitionCoordinator {
       }
       const entry = await leases.get(key);
       const free = !entry || entry.operation !== 'PUT';
+      if (!free && entry.string() === instanceId) {
+        // Our own lease from before a crash (same INSTANCE_ID, e.g. a restarted pod): take it back at once.
+        try {
+          const revision = await leases.update(key, instanceId, entry.revision);
+          this.#held.set(p, { revision, renewedAt: Date.now(), state: 'starting' });
+          this.#changed();
+          log.info({ partition: p }, 'partition lease of a previous run of this instance taken back');
+          this.#track(this.#acquire(p));
+        } catch {
+          // it changed hands meanwhile
+        }
+        continue;
+      }
       if (!free) {
         this.#freeTicks.delete(p);
         continue;

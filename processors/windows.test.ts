@@ -22,8 +22,8 @@ function parse(lines: string[]): Map<string, Record<string, number>> {
   for (const line of lines) {
     const [series, fields, time] = line.split(' ');
     const [m, ...tags] = series!.split(',');
-    const tagMap = Object.fromEntries(tags.map((t) => t.split('=')));
-    const f = Object.fromEntries(fields!.split(',').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1]!.replace(/i$/, ''))]));
+    const tagMap: Record<string, string> = Object.fromEntries(tags.map((t) => t.split('=') as [string, string]));
+    const f: Record<string, number> = Object.fromEntries(fields!.split(',').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1]!.replace(/i$/, ''))]));
     out.set(`${m}|${tagMap.device}|${tagMap.metric}|${time}`, f);
   }
   return out;

@@ -135,7 +135,7 @@ export class PartitionWindows {
 
   #applyTo(level: Level, start: number, e: WindowEvent, seq: number): void {
     let byDevice = level.byStart.get(start);
-    if (!byDevice) level.byStart.set(start, (byDevice = new Map()));
+    if (!byDevice) level.byStart.set(start, (byDevice = new Map<string, Window>()));
     let w = byDevice.get(e.deviceId);
     if (!w) byDevice.set(e.deviceId, (w = { start, deviceId: e.deviceId, series: new Map(), firstSeq: seq, version: 0, written: 0 }));
     if (seq < w.firstSeq) w.firstSeq = seq;
