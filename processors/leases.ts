@@ -25,12 +25,22 @@ export function leaseKey(partition: number): string {
   return `p${partition}`;
 }
 
+/** MurmurHash3's finaliser: FNV-1a alone barely changes its high bits when only the last characters differ. */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 /** The live instance that should own `partition` (rendezvous / highest-random-weight hashing). */
 export function preferredOwner(instances: readonly string[], partition: number): string | undefined {
   let best: string | undefined;
   let bestScore = -1;
   for (const id of instances) {
-    const score = fnv1a32(`${id}/${partition}`);
+    const score = mix32(fnv1a32(`${id}/${partition}`));
     if (score > bestScore || (score === bestScore && best !== undefined && id < best)) {
       best = id;
       bestScore = score;
@@ -74,6 +84,9 @@ export class PartitionCoordinator {
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   #closed = false;
+  /** Instance id -> Date.now() when its last heartbeat was seen (from a KV watch; an expired key sends no event). */
+  readonly #seen = new Map<string, number>();
+  #watch: { stop(): void } | undefined;
 
   constructor(o: CoordinatorOptions) {
     this.#o = o;
@@ -96,6 +109,15 @@ export class PartitionCoordinator {
   }
 
   async start(): Promise<void> {
+    // A watch, not keys(): keys() can end early while the bucket is being written (seen with nats.js 2.29).
+    const watch = await this.#o.instances.watch();
+    this.#watch = watch;
+    void (async () => {
+      for await (const e of watch) {
+        if (e.operation === 'PUT') this.#seen.set(e.key, Date.now());
+        else this.#seen.delete(e.key);
+      }
+    })().catch((err: unknown) => this.#o.log.warn({ err }, 'instance watch ended'));
     await this.tick();
     this.#timer = setInterval(() => {
       void this.tick();
@@ -116,9 +138,9 @@ export class PartitionCoordinator {
     if (this.#closed) return;
     const { instanceId, leases, instances, partitions, log } = this.#o;
     await instances.put(instanceId, String(Date.now()));
-    const live: string[] = [];
-    for await (const k of await instances.keys()) live.push(k);
-    if (!live.includes(instanceId)) live.push(instanceId);
+    const now = Date.now();
+    const live = [...this.#seen].filter(([id, at]) => id !== instanceId && now - at < this.#o.ttlMs).map(([id]) => id);
+    live.push(instanceId);
     for (let p = 0; p < partitions; p++) {
       if (this.#closed) return;
       const key = leaseKey(p);
@@ -243,5 +265,6 @@ export class PartitionCoordinator {
       this.#closed = true;
     }
     await this.#o.instances.delete(this.#o.instanceId).catch(() => undefined);
+    this.#watch?.stop();
   }
 }

@@ -100,6 +100,8 @@ export class PartitionWorker {
   #lastCheckpoint = '';
   #stopped = false;
   #aborted = false;
+  /** Messages up to this sequence had their raw points written by the replay: ack them without writing again. */
+  #rawWrittenUpTo = 0;
 
   private constructor(d: PartitionWorkerDeps) {
     this.partition = d.partition;
@@ -135,12 +137,27 @@ export class PartitionWorker {
   }
 
   /** Rebuilds the open windows: stream `telemetry.{p}` from the checkpoint to its current last message. */
+  /**
+   * Rebuilds the open windows: stream `telemetry.{p}` from the checkpoint to its current last message.
+   *
+   * It also rewrites, in stream order, the raw points of every message above the consumer's ack floor (the
+   * previous owner's unfinished work), and those messages are later acked without a second write. Otherwise
+   * they would come back only after ack_wait, behind newer messages, and where two readings share a
+   * (device, ts) the older value would be written last: raw would no longer be the stream's last write.
+   */
   async #replay(): Promise<void> {
     const { js, jsm, partition, checkpoints, derived, metrics } = this.#d;
     const cp = await loadCheckpoint(checkpoints, partition);
     this.#windows = new PartitionWindows(this.#d.windowOptions, cp);
     this.#lastCheckpoint = JSON.stringify(cp ?? null);
-    const from = PartitionWindows.replayFrom(cp);
+    let ackFloor = 0;
+    try {
+      ackFloor = (await jsm.consumers.info(STREAMS.telemetry, partitionConsumerName(partition))).ack_floor.stream_seq;
+    } catch {
+      // no consumer yet: nothing was acked
+    }
+    const foldFrom = PartitionWindows.replayFrom(cp);
+    const from = Math.min(foldFrom, ackFloor + 1);
     let last: number;
     try {
       last = (await jsm.streams.getMessage(STREAMS.telemetry, { last_by_subj: subjects.telemetry(partition) })).seq;
@@ -150,6 +167,8 @@ export class PartitionWorker {
     if (last < from) return;
     const started = performance.now();
     let events = 0;
+    let raw: string[] = [];
+    const tooLate: { m: JsMsg; e: TelemetryEvent; measurements: string[] }[] = [];
     const consumer = await js.consumers.get(STREAMS.telemetry, { filterSubjects: subjects.telemetry(partition), opt_start_seq: from });
     const messages = await consumer.consume({ max_messages: 1000 });
     for await (const m of messages) {
@@ -157,18 +176,49 @@ export class PartitionWorker {
       if ('batch' in parsed) {
         for (const e of parsed.batch.events) {
           applyDerived(derived, e.metrics);
-          this.#windows.apply(e, m.seq);
+          const r = this.#windows.apply(e, m.seq);
+          if (m.seq > ackFloor) {
+            raw.push(telemetryLine(e));
+            // Judged too late only where the checkpoint had not seen it: earlier ones were judged before.
+            if (r.tooLateFor.length > 0 && m.seq > (cp?.lastSeq ?? 0)) tooLate.push({ m, e, measurements: r.tooLateFor });
+          }
         }
         events += parsed.batch.events.length;
+      }
+      if (raw.length >= 5000) {
+        await this.#writeUntilStored(raw);
+        raw = [];
       }
       if (m.seq >= last || this.#stopped) break;
     }
     await messages.close();
+    await this.#writeUntilStored(raw);
+    for (const t of tooLate) await this.#deadLetterTooLate(t);
+    this.#rawWrittenUpTo = last;
     metrics.replayedEvents.inc(events);
     this.#log.info(
-      { from, to: last, events, ms: Math.round(performance.now() - started), openWindows: this.#windows.openCount },
+      { from, foldFrom, ackFloor, to: last, events, ms: Math.round(performance.now() - started), openWindows: this.#windows.openCount },
       'partition replayed from checkpoint',
     );
+  }
+
+  /** Writes with backoff until InfluxDB stored the lines or the worker stops (an outage during a takeover). */
+  async #writeUntilStored(lines: string[]): Promise<void> {
+    const { config, metrics } = this.#d;
+    for (let attempt = 0; lines.length > 0; attempt++) {
+      try {
+        await this.#writer.write(lines);
+        metrics.pointsWritten.inc({ measurement: TELEMETRY_MEASUREMENT }, lines.length);
+        return;
+      } catch (err) {
+        if (isPermanentWriteError(err)) throw err;
+        metrics.writeErrors.inc({ kind: 'retryable' });
+        if (this.#stopped) throw err;
+        const delay = Math.min(config.RETRY_MAX_MS, config.RETRY_MIN_MS * 2 ** Math.min(attempt, 16));
+        this.#log.warn({ err, lines: lines.length, delayMs: delay }, 'InfluxDB write failed during replay; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   async #consume(messages: ConsumerMessages): Promise<void> {
@@ -210,13 +260,27 @@ export class PartitionWorker {
         continue;
       }
       const lines: string[] = [];
+      // Windows fold the stream in sequence order, each message once. A message at or below the last folded
+      // sequence is a redelivery (a nak, or the previous owner's in-flight messages after a takeover, which
+      // come back only after ack_wait, behind newer ones) whose events the windows already hold: re-folding it
+      // out of order could let an older value at the same (device, ts) win, or judge it too late.
+      const fold = m.seq > this.#windows.lastSeq;
+      if (m.seq <= this.#rawWrittenUpTo) {
+        good.push({ m, lines: [] });
+        continue;
+      }
       for (const e of parsed.batch.events) {
         const nonFinite = applyDerived(derived, e.metrics);
         if (nonFinite) metrics.derivedSkipped.inc(nonFinite);
+        if (!fold) {
+          const metrics = this.#windows.notSuperseded(e);
+          if (metrics) lines.push(telemetryLine(metrics === e.metrics ? e : { ...e, metrics }));
+          continue;
+        }
+        lines.push(telemetryLine(e));
         const r = this.#windows.apply(e, m.seq);
         if (r.tooLateFor.length > 0) tooLate.push({ m, e, measurements: r.tooLateFor });
         else if (r.late) metrics.lateEvents.inc({ outcome: 'accepted' });
-        lines.push(telemetryLine(e));
       }
       metrics.events.inc(parsed.batch.events.length);
       good.push({ m, lines });
@@ -261,22 +325,23 @@ export class PartitionWorker {
     metrics.writeSeconds.observe({ measurement: TELEMETRY_MEASUREMENT }, (performance.now() - started) / 1000);
     metrics.pointsWritten.inc({ measurement: TELEMETRY_MEASUREMENT }, lines.length);
     const inBatch = new Set(msgs.map((x) => x.m));
-    for (const t of tooLate) {
-      if (!inBatch.has(t.m)) continue;
-      // Stored raw, but its window is final: say so, so an operator can `processors replay` that range.
-      await publishDeadLetter(this.#d.js, {
-        stage: 'processors',
-        code: 'too_late',
-        reason: `event ${t.e.id} (ts ${new Date(t.e.ts).toISOString()}) arrived after its window closed in ${t.measurements.join(', ')} (watermark ${new Date(this.#windows.watermark).toISOString()}, allowed lateness ${config.WINDOW_ALLOWED_LATENESS_MS} ms); stored raw`,
-        payload: Buffer.from(JSON.stringify(t.e)),
-        topic: t.m.subject,
-        dedupKey: `${t.m.seq}:${t.e.id}`,
-      });
-      metrics.lateEvents.inc({ outcome: 'too_late' });
-    }
+    for (const t of tooLate) if (inBatch.has(t.m)) await this.#deadLetterTooLate(t);
     if (this.#aborted || !this.#d.owns()) return; // fenced: the new owner rewrites the same points, no harm done
     for (const { m } of msgs) m.ack();
     metrics.messages.inc({ outcome: 'acked' }, msgs.length);
+  }
+
+  /** Stored raw, but its window is final: say so, so an operator can `processors replay` that range. */
+  async #deadLetterTooLate(t: { m: JsMsg; e: TelemetryEvent; measurements: string[] }): Promise<void> {
+    await publishDeadLetter(this.#d.js, {
+      stage: 'processors',
+      code: 'too_late',
+      reason: `event ${t.e.id} (ts ${new Date(t.e.ts).toISOString()}) arrived after its window closed in ${t.measurements.join(', ')} (watermark ${new Date(this.#windows.watermark).toISOString()}, allowed lateness ${this.#d.config.WINDOW_ALLOWED_LATENESS_MS} ms); stored raw`,
+      payload: Buffer.from(JSON.stringify(t.e)),
+      topic: t.m.subject,
+      dedupKey: `${t.m.seq}:${t.e.id}`,
+    });
+    this.#d.metrics.lateEvents.inc({ outcome: 'too_late' });
   }
 
   /** Writes every changed window; then drops final ones and, when due, stores the checkpoint. */

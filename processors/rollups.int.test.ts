@@ -4,16 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { startInfluxServer, startNatsServer, startProcessor, uniqueName } from '../test/support/stack.ts';
-import { compareRollups, connectPublisher, rawCountPerDevice, simulateRun } from '../test/support/telemetry.ts';
+import { compareRollups, connectPublisher, DEW_POINT, rawCountPerDevice, simulateRun } from '../test/support/telemetry.ts';
 import { waitFor } from '../test/support/wait.ts';
-
-export const DEW_POINT = JSON.stringify([
-  {
-    name: 'dew_point',
-    formula:
-      '243.12 * (ln(humidity / 100) + 17.62 * temperature / (243.12 + temperature)) / (17.62 - (ln(humidity / 100) + 17.62 * temperature / (243.12 + temperature)))',
-  },
-]);
 
 const METRICS = ['temperature', 'humidity', 'pressure', 'dew_point'];
 const HOUR = 3_600_000;

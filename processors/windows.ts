@@ -166,6 +166,29 @@ export class PartitionWindows {
     }
   }
 
+  /**
+   * For a redelivered event (already folded, now arriving behind newer messages): its metrics minus those a
+   * later reading at the same (device, ts) has replaced, so that rewriting it raw cannot undo the newer value.
+   * Returns undefined when nothing is left to write. A window already dropped cannot tell; then all are kept.
+   */
+  notSuperseded(e: WindowEvent): Record<string, number> | undefined {
+    const level = this.#levels[0]!;
+    const w = level.byStart.get(Math.floor(e.ts / level.sizeMs) * level.sizeMs)?.get(e.deviceId);
+    if (!w) return e.metrics;
+    let out: Record<string, number> | undefined;
+    let dropped = false;
+    for (const metric in e.metrics) {
+      const v = e.metrics[metric]!;
+      const current = w.series.get(metric)?.values.get(e.ts);
+      if (current !== undefined && !Object.is(current, v)) {
+        dropped = true;
+        continue;
+      }
+      (out ??= {})[metric] = v;
+    }
+    return dropped ? out : e.metrics;
+  }
+
   /** Number of windows changed since they were last written. */
   get dirtyCount(): number {
     return this.#dirty.size;

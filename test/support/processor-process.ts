@@ -1,12 +1,11 @@
 /**
- * A processor as a real child process (`tsx processors/main.ts`), for tests that kill it with SIGKILL
+ * A processor as a real child process (`node --import tsx processors/main.ts`), for tests that kill it with SIGKILL
  * and for the replay CLI. Its environment is the test's config; its output is kept for error messages.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
 
 export interface ProcessorProcess extends AsyncDisposable {
   readonly child: ChildProcess;
@@ -18,7 +17,8 @@ export interface ProcessorProcess extends AsyncDisposable {
 }
 
 export function spawnProcessor(env: Record<string, string>, args: string[] = []): ProcessorProcess {
-  const child = spawn(TSX, ['processors/main.ts', ...args], {
+  // `node --import tsx`, not the tsx CLI: the CLI runs node as a grandchild, which a SIGKILL would orphan.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'processors/main.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -134,6 +134,15 @@ export async function connectPublisher(natsUrl: string, partitions = DEFAULT_PAR
   };
 }
 
+/** A derived metric for the tests: dew point (Magnus formula) from temperature and humidity. */
+export const DEW_POINT = JSON.stringify([
+  {
+    name: 'dew_point',
+    formula:
+      '243.12 * (ln(humidity / 100) + 17.62 * temperature / (243.12 + temperature)) / (17.62 - (ln(humidity / 100) + 17.62 * temperature / (243.12 + temperature)))',
+  },
+]);
+
 const STATS = ['count', 'sum', 'min', 'max', 'mean', 'last', 'stddev'] as const;
 
 export interface OracleReport {
