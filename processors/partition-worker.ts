@@ -102,6 +102,8 @@ export class PartitionWorker {
   #aborted = false;
   /** Messages up to this sequence had their raw points written by the replay: ack them without writing again. */
   #rawWrittenUpTo = 0;
+  /** Sequences delivered to us and not yet acked or terminated (nakked ones stay until they come back and are acked). */
+  readonly #unacked = new Set<number>();
 
   private constructor(d: PartitionWorkerDeps) {
     this.partition = d.partition;
@@ -225,6 +227,7 @@ export class PartitionWorker {
     const max = this.#d.config.FETCH_MAX_MESSAGES;
     let buf: JsMsg[] = [];
     for await (const m of messages) {
+      this.#unacked.add(m.seq);
       buf.push(m);
       // Adaptive batching: write as soon as nothing more is queued locally, or the batch is full.
       // getPending() still counts the message in hand until the loop asks for the next one, hence <= 1.
@@ -292,6 +295,7 @@ export class PartitionWorker {
   async #deadLetterMessage(m: JsMsg, code: string, reason: string): Promise<void> {
     await publishDeadLetter(this.#d.js, { stage: 'processors', code, reason, payload: m.data, topic: m.subject, dedupKey: `${m.seq}` });
     m.term(reason);
+    this.#unacked.delete(m.seq);
     this.#d.metrics.messages.inc({ outcome: 'deadlettered' });
     this.#log.warn({ subject: m.subject, seq: m.seq, code, reason }, 'message dead-lettered');
   }
@@ -327,7 +331,10 @@ export class PartitionWorker {
     const inBatch = new Set(msgs.map((x) => x.m));
     for (const t of tooLate) if (inBatch.has(t.m)) await this.#deadLetterTooLate(t);
     if (this.#aborted || !this.#d.owns()) return; // fenced: the new owner rewrites the same points, no harm done
-    for (const { m } of msgs) m.ack();
+    for (const { m } of msgs) {
+      m.ack();
+      this.#unacked.delete(m.seq);
+    }
     metrics.messages.inc({ outcome: 'acked' }, msgs.length);
   }
 
@@ -371,7 +378,10 @@ export class PartitionWorker {
     }
     metrics.openWindows.set({ partition: String(this.partition) }, this.#windows.openCount);
     if (Date.now() - this.#lastCheckpointAt >= config.CHECKPOINT_INTERVAL_MS) {
-      this.#windows.purge();
+      // Keep windows whose messages may still come back (nakked): a redelivery must not undo a newer value.
+      let ackedUpTo = this.#windows.lastSeq;
+      for (const seq of this.#unacked) ackedUpTo = Math.min(ackedUpTo, seq - 1);
+      this.#windows.purge(ackedUpTo);
       const cp = JSON.stringify(this.#windows.checkpoint());
       if (cp !== this.#lastCheckpoint && this.#d.owns() && !this.#aborted) {
         await checkpoints.put(checkpointKey(this.partition), cp);

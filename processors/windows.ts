@@ -64,8 +64,9 @@ interface Window {
   readonly start: number;
   readonly deviceId: string;
   readonly series: Map<string, Series>;
-  /** Smallest stream sequence applied to this window. */
+  /** Smallest and largest stream sequence applied to this window. */
   firstSeq: number;
+  lastSeq: number;
   version: number;
   written: number;
 }
@@ -137,8 +138,9 @@ export class PartitionWindows {
     let byDevice = level.byStart.get(start);
     if (!byDevice) level.byStart.set(start, (byDevice = new Map<string, Window>()));
     let w = byDevice.get(e.deviceId);
-    if (!w) byDevice.set(e.deviceId, (w = { start, deviceId: e.deviceId, series: new Map(), firstSeq: seq, version: 0, written: 0 }));
+    if (!w) byDevice.set(e.deviceId, (w = { start, deviceId: e.deviceId, series: new Map(), firstSeq: seq, lastSeq: seq, version: 0, written: 0 }));
     if (seq < w.firstSeq) w.firstSeq = seq;
+    if (seq > w.lastSeq) w.lastSeq = seq;
     let changed = false;
     for (const metric in e.metrics) {
       const v = e.metrics[metric]!;
@@ -229,14 +231,17 @@ export class PartitionWindows {
     }
   }
 
-  /** Drops windows that are final (watermark past end + lateness) and written. Returns how many were dropped. */
-  purge(): number {
+  /**
+   * Drops windows that are final (watermark past end + lateness), written, and whose messages are all acked
+   * up to `ackedUpTo` (so a redelivery can still ask {@link notSuperseded}). Returns how many were dropped.
+   */
+  purge(ackedUpTo = Infinity): number {
     let dropped = 0;
     for (const level of this.#levels) {
       for (const [start, byDevice] of level.byStart) {
         if (start + level.sizeMs + this.#opts.allowedLatenessMs > this.#watermark) continue;
         for (const [device, w] of byDevice) {
-          if (w.written !== w.version) continue;
+          if (w.written !== w.version || w.lastSeq > ackedUpTo) continue;
           byDevice.delete(device);
           dropped++;
         }
