@@ -47,6 +47,12 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: services.map((o) => ({ group: [`../${o}/*`], message: 'core/ must not import a service' })) }],
     },
   },
+  // Plain-JS scripts (they run before npm ci) are not part of the TypeScript project.
+  {
+    files: ['**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { parserOptions: { projectService: false, project: false }, globals: { process: 'readonly', console: 'readonly' } },
+  },
   {
     files: ['**/main.ts', 'devstack/**/*.ts', 'scripts/**'],
     rules: { 'no-restricted-syntax': 'off' },

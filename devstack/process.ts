@@ -22,8 +22,15 @@ export interface Spawned {
   kill(): Promise<void>;
 }
 
+/** Servers still running; killed if this process exits without stopping them (a crashed test, say). */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 export function spawnServer(command: string, args: string[], name: string): Spawned {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // detached: own process group, so a terminal's Ctrl-C reaches only our orchestrator, which stops servers in order.
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer): void => {
@@ -33,10 +40,12 @@ export function spawnServer(command: string, args: string[], name: string): Spaw
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
+  live.add(child);
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
   });
+  void exited.then(() => live.delete(child));
   const alive = (): boolean => child.exitCode === null && child.signalCode === null;
   const stopWith = async (signal: NodeJS.Signals, graceMs: number): Promise<void> => {
     if (!alive()) return exited;

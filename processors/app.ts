@@ -18,6 +18,7 @@ import { connectNats, ensureStreams } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
 import type { ProcessorConfig } from './config.ts';
 import { compileDerivedMetrics } from './derived.ts';
+import { routeInfluxClientLogs } from './influx-writer.ts';
 import { CHECKPOINT_BUCKET, INSTANCE_BUCKET, LEASE_BUCKET, PartitionCoordinator } from './leases.ts';
 import { createProcessorMetrics, type ProcessorMetrics } from './metrics.ts';
 import { PartitionWorker } from './partition-worker.ts';
@@ -58,6 +59,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
       .replace(/[^A-Za-z0-9_-]/g, '_')
       .slice(0, 32)}-${process.pid}-${randomBytes(3).toString('hex')}`;
   log = log.child({ instance: instanceId });
+  routeInfluxClientLogs(log);
   const registry = createRegistry('processors');
   const metrics = createProcessorMetrics(registry);
   const nats = await connectNats(config.NATS_URL, `processors-${instanceId}`, log);

@@ -5,7 +5,8 @@
  * (which drops the oldest lines when full) would make "acked" and "stored" drift apart. Instead the
  * caller flushes per batch and, on failure, naks the JetStream messages, so the stream is the retry buffer.
  */
-import { HttpError, InfluxDB, type WriteApi } from '@influxdata/influxdb-client';
+import { HttpError, InfluxDB, setLogger, type WriteApi } from '@influxdata/influxdb-client';
+import type { Logger } from '../core/logger.ts';
 import { PipelineError } from '../core/errors.ts';
 
 export interface InfluxTarget {
@@ -21,6 +22,14 @@ export interface InfluxTarget {
 export function isPermanentWriteError(err: unknown): boolean {
   const cause = err instanceof PipelineError ? err.cause : err;
   return cause instanceof HttpError && [400, 413, 422].includes(cause.statusCode);
+}
+
+/** The client logs through console by default; send its messages to pino (the caller logs failures with context too). */
+export function routeInfluxClientLogs(log: Logger): void {
+  setLogger({
+    error: (message, err) => log.debug({ err }, `influxdb-client: ${message}`),
+    warn: (message, err) => log.debug({ err }, `influxdb-client: ${message}`),
+  });
 }
 
 /** Lines per HTTP request at most. */

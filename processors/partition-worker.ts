@@ -223,21 +223,38 @@ export class PartitionWorker {
     }
   }
 
+  /**
+   * Every delivery is queued and one worker writes whatever gathered, up to FETCH_MAX_MESSAGES at a time:
+   * small batches when idle (low latency), large ones under load. (Waiting for the iterator's getPending()
+   * to drop left redelivered messages stuck until ack_wait: protocol messages count there too.)
+   */
   async #consume(messages: ConsumerMessages): Promise<void> {
     const max = this.#d.config.FETCH_MAX_MESSAGES;
-    let buf: JsMsg[] = [];
+    const queue: JsMsg[] = [];
+    let worker: Promise<void> | undefined;
+    const work = async (): Promise<void> => {
+      await new Promise((resolve) => setImmediate(resolve)); // let a burst of deliveries gather first
+      while (queue.length > 0) {
+        const batch = queue.splice(0, max);
+        this.#d.metrics.consumerPending.set({ partition: String(this.partition) }, batch.at(-1)!.info.pending);
+        await this.#locked(async () => {
+          try {
+            await this.#handle(batch);
+          } catch (err) {
+            // Only NATS can fail here (dead-lettering, NATS down): leave the messages to redelivery.
+            this.#log.error({ err }, 'batch handling failed; messages will be redelivered');
+            for (const m of batch) m.nak(this.#d.config.RETRY_MIN_MS);
+          }
+        });
+      }
+      worker = undefined;
+    };
     for await (const m of messages) {
       this.#unacked.add(m.seq);
-      buf.push(m);
-      // Adaptive batching: write as soon as nothing more is queued locally, or the batch is full.
-      // getPending() still counts the message in hand until the loop asks for the next one, hence <= 1.
-      if (buf.length >= max || messages.getPending() <= 1) {
-        const batch = buf;
-        buf = [];
-        this.#d.metrics.consumerPending.set({ partition: String(this.partition) }, m.info.pending);
-        await this.#locked(() => this.#handle(batch));
-      }
+      queue.push(m);
+      worker ??= work();
     }
+    await worker;
   }
 
   #locked(fn: () => Promise<void>): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { connect } from 'nats';
 import { createLogger } from '../../core/logger.ts';
 import { loadConfig } from '../../core/config.ts';
 import { startNatsServer, type NatsServer } from '../../devstack/nats-server.ts';
@@ -13,6 +14,7 @@ import { createGateway, type Gateway } from '../../gateway/app.ts';
 import { GatewayConfig } from '../../gateway/config.ts';
 import { createProcessor, type Processor } from '../../processors/app.ts';
 import { ProcessorConfig } from '../../processors/config.ts';
+import { waitFor } from './wait.ts';
 
 export const testLog = createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -63,4 +65,48 @@ export async function countPoints(influx: InfluxServer, db: string, where = ''):
 export async function countPerDevice(influx: InfluxServer, db: string): Promise<Map<string, number>> {
   const [series] = await influxql({ url: influx.url, db }, 'SELECT count(temperature) FROM telemetry GROUP BY device');
   return new Map(rows(series ?? []).map((r) => [String(r.device), Number(r.count)]));
+}
+
+/**
+ * Resolves once the durable consumer has nothing pending and nothing awaiting ack (all stored messages handled).
+ * For a role that consumes by partition (the processors: `processors-p0`, `processors-p1`, ...), `consumer`
+ * names the role and every partition consumer must be idle.
+ */
+export async function waitConsumerIdle(nats: NatsServer, stream: string, consumer: string, timeoutMs = 30_000): Promise<void> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await nc.jetstreamManager();
+    const partitioned = new RegExp(`^${consumer}-p\\d+$`);
+    await waitFor(
+      async () => {
+        const infos = [];
+        for await (const i of jsm.consumers.list(stream)) if (i.name === consumer || partitioned.test(i.name)) infos.push(i);
+        return infos;
+      },
+      (infos) => infos.length > 0 && infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0),
+      { timeoutMs, what: `${stream}/${consumer} idle` },
+    );
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Every message currently in `stream`, decoded as JSON (reads with an ephemeral ordered consumer). */
+export async function readStream(nats: NatsServer, stream: string): Promise<unknown[]> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await nc.jetstreamManager();
+    const { state } = await jsm.streams.info(stream);
+    if (state.messages === 0) return [];
+    const consumer = await nc.jetstream().consumers.get(stream);
+    const out: unknown[] = [];
+    const iter = await consumer.fetch({ max_messages: state.messages, expires: 5000 });
+    for await (const m of iter) {
+      out.push(m.json());
+      if (out.length >= state.messages) break;
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
 }

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { batchMsgId, eventId } from './ids.ts';
+import { fnv1a32, partitionOf, subjects } from './subjects.ts';
+
+describe('partitioning', () => {
+  it('computes FNV-1a 32 of known vectors', () => {
+    // Reference values of the FNV-1a 32-bit test suite.
+    expect(fnv1a32('')).toBe(0x811c9dc5);
+    expect(fnv1a32('a')).toBe(0xe40c292c);
+    expect(fnv1a32('foobar')).toBe(0xbf9cf968);
+  });
+
+  it('keeps a device in one partition and spreads a fleet over all of them', () => {
+    expect(partitionOf('sensor-1', 16)).toBe(partitionOf('sensor-1', 16));
+    const counts = new Array<number>(16).fill(0);
+    for (let i = 0; i < 1600; i++) counts[partitionOf(`sim-${i}`, 16)]!++;
+    expect(Math.min(...counts)).toBeGreaterThan(50);
+    expect(subjects.telemetry(3)).toBe('telemetry.3');
+  });
+});
+
+describe('ids', () => {
+  it('uses device and seq when the device numbers its readings', () => {
+    expect(eventId('d', 7, 1, { a: 1 })).toBe('d:7');
+  });
+  it('derives the batch message id from the event ids, in order', () => {
+    expect(batchMsgId(['a', 'b'])).toBe(batchMsgId(['a', 'b']));
+    expect(batchMsgId(['a', 'b'])).not.toBe(batchMsgId(['b', 'a']));
+  });
+});
