@@ -104,3 +104,20 @@ describe('partition windows', () => {
     expect(rebuilt.openCount).toBeLessThan(20);
   });
 });
+
+describe('partition windows and redeliveries', () => {
+  it('tells which metrics of a redelivered reading a newer one replaced, and keeps windows with unacked messages', () => {
+    const w = new PartitionWindows(opts);
+    const old = { deviceId: 'd1', ts: T0 + 1000, receivedAt: T0 + 1000, metrics: { temperature: 10, humidity: 40 } };
+    w.apply(old, 1);
+    w.apply({ ...old, metrics: { temperature: 11 } }, 2);
+    expect(w.notSuperseded(old)).toEqual({ humidity: 40 });
+    expect(w.notSuperseded({ ...old, metrics: { temperature: 10 } })).toBeUndefined();
+    expect(w.notSuperseded({ ...old, deviceId: 'other' })).toEqual(old.metrics);
+    // The minute is final and written, but message 2 is not acked yet: it stays for redeliveries to consult.
+    w.apply(ev('d1', T0 + 5 * MIN, 1), 3);
+    w.markWritten(w.takeDirty().token);
+    expect(w.purge(1)).toBe(0);
+    expect(w.purge(3)).toBe(1);
+  });
+});
