@@ -30,11 +30,15 @@ const PARTITIONS = 16;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function metric(port: number, name: string): Promise<number> {
+/** Sum of a Prometheus metric's samples (optionally only those with `label`, e.g. `measurement="rollups"`). */
+async function metric(port: number, name: string, label?: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   let sum = 0;
-  for (const line of text.split('\n'))
-    if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum += Number(line.split(' ').at(-1));
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== ' ' && line[name.length] !== '{')) continue;
+    if (label && !line.includes(label)) continue;
+    sum += Number(line.split(' ').at(-1));
+  }
   return sum;
 }
 
@@ -112,16 +116,16 @@ try {
   for (let i = 0; i < EVENTS; i += 20_000) await pub.publish(take(gen, Math.min(20_000, EVENTS - i)), 200);
   const t0 = performance.now();
   const a = await startInstance('bench-a');
-  await until(async () => (await metric(a.port, 'iot_processor_events_total')) >= EVENTS, 600_000, 'all events processed', 50);
-  const t1 = performance.now();
-  await until(async () => (await pendingMessages()) === 0, 60_000, 'all acked', 50);
-  const seconds = (t1 - t0) / 1000;
-  const rollupPoints = await metric(a.port, 'iot_processor_points_written_total{measurement="rollups"}');
-  console.log(`throughput: ${EVENTS} events (${DEVICES} devices x 3 metrics, batches of 200) in ${seconds.toFixed(1)} s`);
+  // A starting instance catches up a backlog in its replay (stream order, 5000-line writes), then acks.
+  await until(async () => (await metric(a.port, 'iot_processor_points_written_total', 'measurement="telemetry"')) >= EVENTS, 600_000, 'all events written', 50);
+  await until(async () => (await pendingMessages()) === 0, 120_000, 'all acked', 50);
+  const seconds = (performance.now() - t0) / 1000;
+  const rollupPoints = await metric(a.port, 'iot_processor_points_written_total', 'measurement="rollups"');
+  console.log(`catch-up: ${EVENTS} events already in the stream (${DEVICES} devices x 3 metrics, batches of 200) written and acked in ${seconds.toFixed(1)} s`);
   console.log(`  = ${Math.round(EVENTS / seconds)} events/s raw + 1m/1h rollups, one instance (incl. its start-up); ${rollupPoints} rollup points written`);
 
   // 2. Burst at a fixed rate.
-  const before = await metric(a.port, 'iot_processor_events_total');
+  const before = await metric(a.port, 'iot_processor_points_written_total', 'measurement="telemetry"');
   const burstStart = performance.now();
   let sent = 0;
   for (let tick = 0; tick < BURST_S * 10; tick++) {
@@ -134,7 +138,7 @@ try {
   }
   const burstSeconds = (performance.now() - burstStart) / 1000;
   const lagMessages = await pendingMessages();
-  const processedDuring = (await metric(a.port, 'iot_processor_events_total')) - before;
+  const processedDuring = (await metric(a.port, 'iot_processor_points_written_total', 'measurement="telemetry"')) - before;
   const drainStart = performance.now();
   await until(async () => (await pendingMessages()) === 0, 600_000, 'burst drained', 100);
   const drainSeconds = (performance.now() - drainStart) / 1000;

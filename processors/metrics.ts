@@ -9,7 +9,11 @@ export function createProcessorMetrics(registry: Registry) {
       labelNames: ['outcome'] as const,
       registers,
     }),
-    events: new Counter({ name: 'iot_processor_events_total', help: 'Telemetry events processed live (not counting replays)', registers }),
+    events: new Counter({
+      name: 'iot_processor_events_total',
+      help: "Telemetry events whose raw point this instance wrote (live, or catching up a previous owner's unacked messages during replay)",
+      registers,
+    }),
     replayedEvents: new Counter({ name: 'iot_processor_replayed_events_total', help: 'Events re-read from the stream to rebuild windows', registers }),
     pointsWritten: new Counter({
       name: 'iot_processor_points_written_total',

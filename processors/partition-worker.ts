@@ -187,14 +187,20 @@ export class PartitionWorker {
         }
         events += parsed.batch.events.length;
       }
-      if (raw.length >= 5000) {
+      if (raw.length >= 5000 || this.#windows.dirtyCount >= 5000) {
+        // A long backlog (a first start, or a long outage before a takeover) must not pile up in memory:
+        // write what is done and let final windows go, checkpointing as we go.
         await this.#writeUntilStored(raw);
+        metrics.events.inc(raw.length);
         raw = [];
+        this.#lastCheckpointAt = 0;
+        await this.#flushRollups();
       }
       if (m.seq >= last || this.#stopped) break;
     }
     await messages.close();
     await this.#writeUntilStored(raw);
+    metrics.events.inc(raw.length);
     for (const t of tooLate) await this.#deadLetterTooLate(t);
     this.#rawWrittenUpTo = last;
     metrics.replayedEvents.inc(events);

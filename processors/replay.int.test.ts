@@ -56,6 +56,11 @@ describe('processors late data and replay', () => {
     try {
       await pub.publish(run.events);
       await waitFor(
+        () => rawCountPerDevice(influx.url, db),
+        (m) => [...run.distinctPerDevice].every(([d, n]) => m.get(d) === n),
+        { what: 'every raw point' },
+      );
+      await waitFor(
         () => compareRollups(influx.url, db, { metrics: METRICS, from: run.from, to: run.to, exactSumMetrics: ['humidity'] }),
         (r) => r.mismatches.length === 0 && r.compared > 0,
         { what: 'rollups of the run' },

@@ -49,6 +49,12 @@ describe('processors rollups', () => {
     } finally {
       await pub.close();
     }
+    // Complete first (the oracle alone checks consistency, which also holds halfway through), then exact.
+    await waitFor(
+      () => rawCountPerDevice(influx.url, db),
+      (m) => [...run.distinctPerDevice].every(([d, n]) => m.get(d) === n),
+      { what: 'every raw point' },
+    );
     const report = await waitFor(
       () => compareRollups(influx.url, db, { metrics: METRICS, from: run.from, to: run.to, exactSumMetrics: ['humidity'] }),
       (r) => r.mismatches.length === 0 && r.compared > 0,
