@@ -146,11 +146,11 @@ try {
     `burst: ${sent} events at ${BURST_RATE}/s target (${Math.round(sent / burstSeconds)}/s achieved by the publisher) for ${burstSeconds.toFixed(1)} s`,
   );
   console.log(
-    `  processed during the burst: ${processedDuring} events; lag at its end: ${lagMessages} messages (~${lagMessages * 200} events); drained in ${drainSeconds.toFixed(1)} s`,
+    `  live path: ${processedDuring} events written during the burst (${Math.round(processedDuring / burstSeconds)}/s); lag at its end: ${lagMessages} messages (~${lagMessages * 200} events); drained in ${drainSeconds.toFixed(1)} s`,
   );
 
   // 3. Takeover after kill -9.
-  const b = await startInstance('bench-b');
+  await startInstance('bench-b');
   const owners = async (): Promise<string[]> => {
     const kv = await nc.jetstream().views.kv(LEASE_BUCKET);
     const out: string[] = [];
@@ -165,15 +165,30 @@ try {
   await pub.publish(take(gen, 20_000), 200);
   await a.proc.kill('SIGKILL');
   const killedAt = performance.now();
+  // Marker readings on 64 devices (every partition): processing has resumed everywhere once all are stored.
+  const markerTs = Date.now() - 60_000;
+  await pub.publish(
+    Array.from({ length: 64 }, (_, i) => makeEvent(`marker-${i}`, markerTs, { temperature: i }, markerTs, 1)),
+    200,
+  );
+  const markers = async (): Promise<number> => {
+    const body = await (
+      await fetch(`${influx.url}/query?db=${db}&q=${encodeURIComponent('SELECT count(temperature) FROM telemetry WHERE device =~ /^marker-/')}`)
+    ).json();
+    const v = (body as { results?: { series?: { values?: number[][] }[] }[] }).results?.[0]?.series?.[0]?.values?.[0]?.[1];
+    return v ?? 0;
+  };
   await until(async () => (await owners()).every((o) => o === 'bench-b'), 120_000, 'leases taken over', 20);
   const leasesMs = performance.now() - killedAt;
-  await until(async () => (await metric(b.port, 'iot_processor_partitions_owned')) === PARTITIONS, 60_000, 'survivor owns all', 20);
-  await pub.publish(take(gen, 2000), 200);
+  await until(async () => (await markers()) === 64, 120_000, 'markers stored', 20);
+  const resumedMs = performance.now() - killedAt;
   await until(async () => (await pendingMessages()) === 0, 120_000, 'caught up after takeover', 50);
   const caughtUpMs = performance.now() - killedAt;
-  console.log(`takeover: ${victimShare} partitions of the killed instance; leases held by the survivor ${(leasesMs / 1000).toFixed(1)} s after kill -9`);
   console.log(
-    `  (lease TTL ${LEASE_TTL_MS / 1000} s); all partitions replayed and acked (lag 0, incl. ack_wait for in-flight messages) ${(caughtUpMs / 1000).toFixed(1)} s after`,
+    `takeover (lease TTL ${LEASE_TTL_MS / 1000} s): the killed instance had ${victimShare} partitions; after kill -9 the survivor held their leases in ${(leasesMs / 1000).toFixed(1)} s,`,
+  );
+  console.log(
+    `  had replayed them and stored new readings on every partition in ${(resumedMs / 1000).toFixed(1)} s, and had no message left unacked in ${(caughtUpMs / 1000).toFixed(1)} s (the dead instance's in-flight messages come back after ACK_WAIT_MS)`,
   );
 } finally {
   for (const c of children) await c.kill('SIGKILL');

@@ -179,7 +179,10 @@ export class PartitionCoordinator {
         }
         continue;
       }
-      if (!free) {
+      // A lease not renewed for a TTL (server time of its last write) is dead even if the server has not aged
+      // it out yet: nats-server expires max_age messages on its own schedule, seconds late at times.
+      const stale = !free && Date.now() - entry.created.getTime() > this.#o.ttlMs && !live.includes(entry.string());
+      if (!free && !stale) {
         this.#freeTicks.delete(p);
         continue;
       }
@@ -188,7 +191,8 @@ export class PartitionCoordinator {
       if (preferred !== instanceId && ticksFree < 3) continue;
       let revision: number;
       try {
-        revision = await leases.create(key, instanceId);
+        // Compare-and-set on the dead owner's revision: if it renewed after all, this fails.
+        revision = stale ? await leases.update(key, instanceId, entry.revision) : await leases.create(key, instanceId);
       } catch {
         continue; // someone else was faster
       }
