@@ -146,7 +146,7 @@ try {
     `burst: ${sent} events at ${BURST_RATE}/s target (${Math.round(sent / burstSeconds)}/s achieved by the publisher) for ${burstSeconds.toFixed(1)} s`,
   );
   console.log(
-    `  live path: ${processedDuring} events written during the burst (${Math.round(processedDuring / burstSeconds)}/s); lag at its end: ${lagMessages} messages (~${lagMessages * 200} events); drained in ${drainSeconds.toFixed(1)} s`,
+    `  live path: ${processedDuring} events written during the burst (${Math.round(processedDuring / burstSeconds)}/s); lag at its end: ${sent - processedDuring} events in ${lagMessages} messages; drained in ${drainSeconds.toFixed(1)} s`,
   );
 
   // 3. Takeover after kill -9.
