@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Installs what `npm start` and `npm test` need on a fresh Debian machine, before anything else runs:
-// Debian packages (nats-server, influxdb, mosquitto-clients) when missing, and npm packages via `npm ci`
+// Debian packages (nats-server, influxdb, mosquitto-clients, prometheus) when missing, and npm packages via `npm ci`
 // when node_modules is missing or older than package-lock.json. Plain Node, no dependencies, so it runs
 // before `npm ci`. Not root or not Debian: prints what to install and stops.
 import { execSync, spawnSync } from 'node:child_process';
@@ -13,6 +13,8 @@ const PACKAGES = [
   { bin: 'nats-server', pkg: 'nats-server' },
   { bin: 'influxd', pkg: 'influxdb' },
   { bin: 'mosquitto_pub', pkg: 'mosquitto-clients' },
+  // The dashboard tests run every PromQL panel against a real Prometheus (dashboards/panels.int.test.ts).
+  { bin: 'prometheus', pkg: 'prometheus' },
 ];
 
 const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;

@@ -4,7 +4,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import type { InfluxServer } from '../devstack/influxd.ts';
-import { connectDevice, countPerDevice, countPoints, startGateway, startInfluxServer, startNatsServer, startProcessor, uniqueName } from './support/stack.ts';
+import { CONSUMERS, STREAMS } from '../core/subjects.ts';
+import {
+  connectDevice,
+  countPerDevice,
+  countPoints,
+  startGateway,
+  startInfluxServer,
+  startNatsServer,
+  startProcessor,
+  uniqueName,
+  waitConsumerIdle,
+} from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 let influx: InfluxServer;
@@ -75,6 +86,8 @@ describe('pipeline', () => {
         (n) => n >= 3,
         { what: '3 events processed' },
       );
+      // Events are counted before the InfluxDB write: also wait until the consumer acked everything.
+      await waitConsumerIdle(nats, STREAMS.telemetry, CONSUMERS.processors);
       const batches = (await gateway.metrics.batchesPublished.get()).values;
       expect(batches.find((v) => v.labels.duplicate === 'false')?.value).toBe(2);
       expect(await countPoints(influx, db)).toBe(2);
