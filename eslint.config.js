@@ -54,7 +54,16 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: false, project: false }, globals: { process: 'readonly', console: 'readonly' } },
   },
   {
-    files: ['**/main.ts', 'devstack/**/*.ts', 'scripts/**'],
+    files: [
+      '**/main.ts',
+      'devstack/**/*.ts',
+      'scripts/**',
+      'bench/bench.ts',
+      'bench/counter.ts',
+      'bench/cpu-profile.ts',
+      'bench/naive-bridge.ts',
+      'bench/raw-broker.ts',
+    ],
     rules: { 'no-restricted-syntax': 'off' },
   },
   {

@@ -1,19 +1,17 @@
-import { loadConfig } from '../core/config.ts';
-import { createLogger } from '../core/logger.ts';
-import { onShutdownSignal } from '../core/shutdown.ts';
-import { createSimulator } from './app.ts';
-import { SimulatorConfig } from './config.ts';
+/**
+ * `simulator` entry point (wiring only). `npm start` runs it without arguments: `simulate` with the SIM_* env
+ * vars, until SIGTERM. `npm run simulator -- --help` lists the commands.
+ */
+import { buildCli } from './cli.ts';
 
-const config = loadConfig(SimulatorConfig, process.env);
-const log = createLogger('simulator', config.LOG_LEVEL);
-const sim = await createSimulator(config, log);
-onShutdownSignal(
-  log,
-  () => sim.close(),
-  (code) => process.exit(code),
-);
-if (config.SIM_MESSAGES > 0) {
-  await sim.fleet.finished;
-  log.info('all messages acknowledged');
-  await sim.close();
+const stopRequested = new Promise<void>((resolve) => {
+  process.once('SIGINT', () => resolve());
+  process.once('SIGTERM', () => resolve());
+});
+try {
+  await buildCli({ env: process.env, stdout: process.stdout, stopRequested }).parseAsync(process.argv);
+  process.exit(0);
+} catch (err) {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
 }

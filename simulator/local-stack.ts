@@ -1,0 +1,153 @@
+/**
+ * A whole pipeline on this machine for a load test that was given no URLs: nats-server and influxd from
+ * devstack/, and the services as separate processes (as in production, and so each can be profiled with
+ * `--cpu-prof`). Alerting joins when its entry point exists.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../devstack/free-port.ts';
+import { startInfluxServer } from '../devstack/influxd.ts';
+import { startNatsServer } from '../devstack/nats-server.ts';
+
+const root = join(import.meta.dirname, '..');
+
+export interface LocalStack {
+  mqttUrl: string;
+  influxUrl: string;
+  influxDb: string;
+  natsUrl: string;
+  services: string[];
+  versions: Record<string, string>;
+  settings: Record<string, string>;
+  close(): Promise<void>;
+}
+
+export interface LocalStackOptions {
+  /** Folder for `--cpu-prof` output of every service, if profiling. */
+  profileDir?: string;
+  /** Extra env for the services (e.g. BATCH_MAX_EVENTS). */
+  env?: Record<string, string>;
+  /** Which services: default gateway, processors, and alerting when present. */
+  services?: string[];
+  logLevel?: string;
+  /** Use this InfluxDB (URL of the v2 write adapter, which also answers InfluxQL) instead of starting one; `db` must exist. */
+  influx?: { url: string; db: string };
+}
+
+interface Child {
+  name: string;
+  child: ChildProcess;
+  output: () => string;
+}
+
+function startService(name: string, entry: string, env: Record<string, string>, profileDir: string | undefined): Child {
+  const args = [
+    '--import',
+    'tsx',
+    // One folder per service: tsx's loader thread writes a profile too (the larger file is the main thread's).
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`] : []),
+    join(root, entry),
+  ];
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (c: Buffer): void => {
+    out += c.toString('utf8');
+    if (out.length > 100_000) out = out.slice(-50_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return { name, child, output: () => out };
+}
+
+async function waitReady(c: Child, port: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (c.child.exitCode !== null) throw new Error(`${c.name} exited (code ${c.child.exitCode}):\n${c.output().slice(-3000)}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${c.name} not ready within ${timeoutMs} ms:\n${c.output().slice(-3000)}`);
+}
+
+async function stopChild(c: Child): Promise<void> {
+  if (c.child.exitCode !== null || c.child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => c.child.once('exit', () => resolve()));
+  c.child.kill('SIGTERM');
+  const timer = setTimeout(() => c.child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Versions of what runs, for the record: the binaries and the libraries that shape the figures. */
+export function stackVersions(): Record<string, string> {
+  // Read package.json from node_modules directly: some packages' "exports" do not expose it to require().
+  const pkgVersion = (p: string): string => {
+    try {
+      return (JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  const cmd = (c: string, a: string[]): string => {
+    const r = spawnSync(c, a, { encoding: 'utf8' });
+    return r.status === 0 ? `${r.stdout}${r.stderr}`.trim().split('\n')[0]! : 'unknown';
+  };
+  const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' });
+  return {
+    node: process.version,
+    'nats-server': cmd('nats-server', ['--version']),
+    influxd: cmd('influxd', ['version']),
+    aedes: pkgVersion('aedes'),
+    mqtt: pkgVersion('mqtt'),
+    nats: pkgVersion('nats'),
+    '@influxdata/influxdb-client': pkgVersion('@influxdata/influxdb-client'),
+    commit: git.status === 0 ? git.stdout.trim() : 'unknown',
+  };
+}
+
+/** Starts NATS, InfluxDB and the services; `close()` stops them in reverse order (SIGTERM, so profiles are written). */
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  const nats = await startNatsServer();
+  const ownInflux = opts.influx ? undefined : await startInfluxServer();
+  const db = opts.influx?.db ?? 'telemetry';
+  await ownInflux?.createDatabase(db);
+  const influxUrl = opts.influx?.url ?? ownInflux!.url;
+  const mqttPort = await freePort();
+  const wanted = opts.services ?? ['processors', 'gateway', ...(existsSync(join(root, 'alerting/main.ts')) ? ['alerting'] : [])];
+  const common = { NATS_URL: nats.url, LOG_LEVEL: opts.logLevel ?? 'warn', INFLUX_URL: influxUrl, INFLUX_BUCKET: db, ...opts.env };
+  const children: Child[] = [];
+  const close = async (): Promise<void> => {
+    for (const c of [...children].reverse()) await stopChild(c);
+    await ownInflux?.close();
+    await nats.close();
+  };
+  try {
+    for (const name of wanted) {
+      const httpPort = await freePort();
+      const env: Record<string, string> = { ...common, HTTP_PORT: String(httpPort) };
+      // A throwaway local stack: anonymous devices (the load test's ids are made up per run); --service-env may override.
+      if (name === 'gateway') Object.assign(env, { MQTT_PORT: String(mqttPort), MQTT_HOST: '127.0.0.1', ALLOW_ANONYMOUS: 'true', ...opts.env });
+      const c = startService(name, `${name}/main.ts`, env, opts.profileDir);
+      children.push(c);
+      await waitReady(c, httpPort);
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return {
+    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    influxUrl,
+    influxDb: db,
+    natsUrl: nats.url,
+    services: wanted,
+    versions: stackVersions(),
+    settings: Object.fromEntries(Object.entries(opts.env ?? {})),
+    close,
+  };
+}
