@@ -72,6 +72,7 @@ const pub = await connectPublisher(nats.url, PARTITIONS);
 const nc = await connect({ servers: nats.url });
 const jsm = await nc.jetstreamManager();
 const children: ProcessorProcess[] = [];
+let stopping = false;
 
 async function pendingMessages(): Promise<number> {
   let n = 0;
@@ -98,6 +99,11 @@ async function startInstance(id: string): Promise<{ proc: ProcessorProcess; port
     LOG_LEVEL: 'warn',
   });
   children.push(proc);
+  void proc.exited.then((code) => {
+    // Our own kills are SIGKILL; anything else is a crash worth seeing.
+    if (!stopping && proc.child.signalCode !== 'SIGKILL') console.error(`processor ${id} exited unexpectedly (code ${code}):\n${proc.output().slice(-4000)}`);
+  });
+
   await until(
     () =>
       fetch(`http://127.0.0.1:${port}/readyz`).then(
@@ -191,6 +197,7 @@ try {
     `  had replayed them and stored new readings on every partition in ${(resumedMs / 1000).toFixed(1)} s, and had no message left unacked in ${(caughtUpMs / 1000).toFixed(1)} s (the dead instance's in-flight messages come back after ACK_WAIT_MS)`,
   );
 } finally {
+  stopping = true;
   for (const c of children) await c.kill('SIGKILL');
   await pub.close();
   await nc.close();
