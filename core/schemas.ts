@@ -62,3 +62,44 @@ export const DeviceStatusEvent = z.object({
   time: z.number().int(),
 });
 export type DeviceStatusEvent = z.infer<typeof DeviceStatusEvent>;
+
+export const AlertStatus = z.enum(['firing', 'resolved']);
+export type AlertStatus = z.infer<typeof AlertStatus>;
+
+/**
+ * One alert notification (DESIGN.md, ALERTS stream `alerts.{ruleId}.{deviceId}`): the alerting service's outbox.
+ * `id` is deterministic (fingerprint, episode, status, repeat), so it doubles as `Nats-Msg-Id` and as the
+ * webhooks' `Idempotency-Key`: a transition published twice after a crash is one notification.
+ */
+export const AlertTransition = z.object({
+  v: z.literal(1),
+  id: z.string().min(1),
+  /** `{ruleId}/{deviceId}`: one alert per rule and device. */
+  fingerprint: z.string().min(1),
+  ruleId: z.string().min(1),
+  deviceId: DeviceId,
+  /** Rule kind: threshold, rate, silence, anomaly. */
+  kind: z.string(),
+  metric: z.string().optional(),
+  status: AlertStatus,
+  severity: z.string(),
+  labels: z.record(z.string(), z.string()),
+  annotations: z.record(z.string(), z.string()),
+  /** The value that triggered the transition (metric value, rate, z-score, or seconds of silence). */
+  value: FiniteNumber.optional(),
+  threshold: FiniteNumber.optional(),
+  message: z.string(),
+  /** 1, 2, ... : counts firing episodes of this fingerprint. */
+  episode: z.number().int().positive(),
+  /** 0 for the first firing notification, n for the n-th repeat of a long-firing alert. */
+  repeat: z.number().int().nonnegative(),
+  /** False when the alert is silenced or acknowledged: recorded in history, not sent to webhooks. */
+  notify: z.boolean(),
+  /** Epoch ms: when the alert started firing. */
+  startsAt: z.number().int(),
+  /** Epoch ms: when it resolved (resolved only). */
+  endsAt: z.number().int().optional(),
+  /** Epoch ms of this transition. */
+  time: z.number().int(),
+});
+export type AlertTransition = z.infer<typeof AlertTransition>;

@@ -28,3 +28,11 @@ describe('ids', () => {
     expect(batchMsgId(['a', 'b'])).not.toBe(batchMsgId(['b', 'a']));
   });
 });
+
+describe('alert subjects', () => {
+  it('keep a dotted device id in one subject token, so alerts.*.* matches every alert', () => {
+    expect(subjects.alerts('hot', 'sensor-1')).toBe('alerts.hot.sensor-1');
+    expect(subjects.alerts('hot', 'site.a.sensor-1')).toBe('alerts.hot.site~a~sensor-1');
+    expect(subjects.alerts('hot', 'site.a.sensor-1').split('.')).toHaveLength(3);
+  });
+});

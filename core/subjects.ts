@@ -16,7 +16,9 @@ export const subjects = {
   deviceStatusAll: 'devices.status.*',
   deadletter: (stage: string): string => `deadletter.${stage}`,
   deadletterAll: 'deadletter.*',
-  alerts: (ruleId: string, deviceId: string): string => `alerts.${ruleId}.${deviceId}`,
+  // Device ids may contain '.', which would split the subject into more tokens than `alerts.*.*` matches;
+  // '~' cannot occur in a device id, so mapping '.' to '~' keeps the subject one token and reversible.
+  alerts: (ruleId: string, deviceId: string): string => `alerts.${ruleId}.${deviceId.replaceAll('.', '~')}`,
   alertsAll: 'alerts.*.*',
 } as const;
 
@@ -25,6 +27,8 @@ export const CONSUMERS = {
   processors: 'processors',
   alerting: 'alerting',
   webhooks: 'webhooks',
+  /** Projects the ALERTS stream into the InfluxDB `alerts` measurement. */
+  alertHistory: 'alert-history',
 } as const;
 
 /** FNV-1a, 32 bit, over the UTF-16 code units of the id (ids are ASCII by contract). */

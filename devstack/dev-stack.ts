@@ -7,6 +7,8 @@
  * `SIM_DEVICES=500 SIM_RATE=10 npm start` runs a bigger fleet.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'nats';
+import { generateSecret, openRegistryBuckets, provisionDevice } from '../core/device-registry.ts';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -89,18 +91,40 @@ const influx = await startInfluxServer({ dataDir: join(dataDir, 'influxdb'), htt
 await influx.createDatabase(DATABASE);
 
 const mqttPort = process.env.MQTT_PORT ?? String(await portOrFree(1883));
-const ports = { gateway: await portOrFree(9101), processors: await portOrFree(9102), simulator: await portOrFree(9103) };
+const ports = {
+  gateway: await portOrFree(9101),
+  processors: await portOrFree(9102),
+  simulator: await portOrFree(9103),
+  alerting: await portOrFree(9104),
+  alertApi: await portOrFree(9105),
+  webhooks: await portOrFree(9106),
+};
 const common = { NATS_URL: nats.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
 const services: Service[] = [];
 services.push(startService('processors', 'processors/main.ts', { ...common, INFLUX_URL: influx.url, INFLUX_BUCKET: DATABASE }, ports.processors));
+services.push(startService('alerting', 'alerting/main.ts', { ...common, API_PORT: String(ports.alertApi) }, ports.alerting));
+// The dispatcher delivers to the endpoints of WEBHOOKS_FILE (none by default) and writes the `alerts` measurement.
+services.push(startService('webhooks', 'alerting/webhooks/main.ts', { ...common, INFLUX_URL: influx.url, INFLUX_BUCKET: DATABASE }, ports.webhooks));
 services.push(startService('gateway', 'gateway/main.ts', { ...common, MQTT_PORT: mqttPort, MQTT_HOST: '127.0.0.1' }, ports.gateway));
 // The fleet starts once the gateway is ready (connected to NATS, MQTT listening).
 await waitReady(`http://127.0.0.1:${ports.gateway}/readyz`, 30_000);
+// The gateway refuses anonymous devices: register the simulated fleet (sim-0 … sim-N-1) with one secret for this run.
+// A cheaper scrypt cost than production (N=2^12) keeps a 1000-device fleet's registration to a few seconds.
+const simDevices = Number(process.env.SIM_DEVICES ?? '50');
+const simSecret = generateSecret();
+{
+  const nc = await connect({ servers: nats.url });
+  const { credentials } = await openRegistryBuckets(nc.jetstream());
+  const ids = Array.from({ length: simDevices }, (_, n) => `${process.env.SIM_DEVICE_PREFIX ?? 'sim'}-${n}`);
+  for (let i = 0; i < ids.length; i += 16)
+    await Promise.all(ids.slice(i, i + 16).map((id) => provisionDevice(credentials, id, { secret: simSecret, cost: { N: 4096, r: 8, p: 1 } })));
+  await nc.close();
+}
 services.push(
   startService(
     'simulator',
     'simulator/main.ts',
-    { MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`, SIM_DEVICES: process.env.SIM_DEVICES ?? '50', SIM_RATE: process.env.SIM_RATE ?? '1' },
+    { MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`, SIM_DEVICES: String(simDevices), SIM_RATE: process.env.SIM_RATE ?? '1', SIM_PASSWORD: simSecret },
     ports.simulator,
   ),
 );
@@ -110,6 +134,8 @@ console.log(`
   InfluxDB         ${influx.url}       (InfluxQL /query and /api/v2/write; database "${DATABASE}"; influxd itself at ${influx.directUrl})
   gateway (MQTT)   mqtt://127.0.0.1:${mqttPort}   ops http://127.0.0.1:${ports.gateway}/metrics
   processors       ops http://127.0.0.1:${ports.processors}/metrics
+  alerting         ops http://127.0.0.1:${ports.alerting}/metrics   API http://127.0.0.1:${ports.alertApi}/api/alerts   rules ${process.env.RULES_FILE ?? 'alerting/rules.yaml'}
+  webhooks         ops http://127.0.0.1:${ports.webhooks}/metrics   endpoints ${process.env.WEBHOOKS_FILE || '(none: set WEBHOOKS_FILE)'}
   simulator        ${process.env.SIM_DEVICES ?? '50'} devices x ${process.env.SIM_RATE ?? '1'} msg/s   ops http://127.0.0.1:${ports.simulator}/metrics
   Query: curl -G ${influx.url}/query --data-urlencode db=${DATABASE} --data-urlencode "q=SELECT count(*) FROM telemetry"
   Ctrl-C stops everything.
@@ -121,14 +147,14 @@ const tty = process.stdout.isTTY;
 let ticks = 0;
 const status = setInterval(() => {
   void (async () => {
-    const [g, p] = await Promise.all([scrape(metricsOf('gateway')), scrape(metricsOf('processors'))]);
+    const [g, p, a] = await Promise.all([scrape(metricsOf('gateway')), scrape(metricsOf('processors')), scrape(metricsOf('alerting'))]);
     const now = Date.now();
     const msgsIn = sumSamples(g, 'iot_gateway_messages_total');
     const stored = sumSamples(g, 'iot_gateway_events_published_total');
     const points = sumSamples(p, 'iot_processor_points_written_total', { key: 'measurement', value: 'telemetry' });
     const dead = sumSamples(g, 'iot_gateway_deadletters_total') + sumSamples(p, 'iot_processor_messages_total', { key: 'outcome', value: 'deadlettered' });
     const dt = (now - last.t) / 1000;
-    const line = `messages in ${msgsIn} (${Math.round((msgsIn - last.in) / dt)}/s) | events stored ${stored} | points written ${points} (${Math.round((points - last.points) / dt)}/s) | dead-lettered ${dead}`;
+    const line = `messages in ${msgsIn} (${Math.round((msgsIn - last.in) / dt)}/s) | events stored ${stored} | points written ${points} (${Math.round((points - last.points) / dt)}/s) | dead-lettered ${dead} | alerts firing ${sumSamples(a, 'iot_alerting_alerts', { key: 'state', value: 'firing' })}`;
     last = { t: now, in: msgsIn, points };
     if (stopping) return;
     if (tty) process.stdout.write(`\r\x1b[K${line}`);
@@ -140,8 +166,8 @@ const shutdown = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
   clearInterval(status);
-  console.log('\nStopping: simulator, gateway, processors, then InfluxDB and NATS …');
-  for (const name of ['simulator', 'gateway', 'processors']) {
+  console.log('\nStopping: simulator, gateway, processors, alerting, webhooks, then InfluxDB and NATS …');
+  for (const name of ['simulator', 'gateway', 'processors', 'alerting', 'webhooks']) {
     const s = services.find((x) => x.name === name);
     if (s) await stopService(s);
   }

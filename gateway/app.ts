@@ -1,32 +1,44 @@
 /**
- * The gateway: an aedes MQTT broker whose `authorizePublish` hook validates each telemetry payload,
- * hands it to the JetStream batcher and answers only once JetStream has stored it.
+ * The gateway: an aedes MQTT broker that authenticates devices against the registry, applies the topic ACL,
+ * validates each telemetry payload, hands it to the JetStream batcher and answers only once JetStream stored it.
  *
  * aedes writes the QoS 1 PUBACK right after `authorizePublish` calls back (lib/handlers/publish.js),
  * so calling back after the JetStream ack is what makes PUBACK mean "stored" (MQTT-4.3.2: the receiver
  * owns the message once it sent PUBACK).
  */
-import { createServer, type Server } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { KvWatchInclude } from 'nats';
 import { publishDeadLetter } from '../core/deadletter.ts';
+import { DeviceCredential, openRegistryBuckets, type DeviceRole } from '../core/device-registry.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { connectNats, ensureStreams, type NatsHandle } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
-import { DEVICE_ID_PATTERN } from '../core/schemas.ts';
 import { partitionOf } from '../core/subjects.ts';
+import { authorizePublishTopic, authorizeSubscribeFilter } from './acl.ts';
+import { Admission } from './admission.ts';
+import { DeviceAuthenticator } from './auth.ts';
 import { TelemetryBatcher, type Done } from './batcher.ts';
 import type { GatewayConfig } from './config.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { parseTelemetry } from './payload.ts';
+import { DeviceStatusTracker, type StatusCause } from './status.ts';
+import { startListeners } from './transports.ts';
 
 export interface Gateway extends AsyncDisposable {
   /** The MQTT TCP port actually bound (useful with MQTT_PORT=0). */
   readonly mqttPort: number;
+  /** The MQTT over TLS port, when MQTT_TLS_PORT is set. */
+  readonly tlsPort: number | undefined;
+  /** The MQTT over WebSocket port, when MQTT_WS_PORT is set. */
+  readonly wsPort: number | undefined;
   readonly httpPort: number;
   readonly metrics: GatewayMetrics;
-  /** Stops accepting connections, waits for in-flight batches, closes the broker, drains NATS. Idempotent. */
+  /** Publishes admitted and waiting for JetStream, and their payload bytes (the backpressure bound). */
+  inflight(): { publishes: number; bytes: number; waiting: number; waitingBytes: number };
+  /** Stops accepting connections, waits for in-flight batches and status writes, closes the broker, drains NATS. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -35,29 +47,59 @@ function authError(message: string, returnCode: AuthenticateError['returnCode'])
   return Object.assign(new Error(message), { returnCode });
 }
 
-/** `devices/{id}/{kind}` -> parts, or undefined for any other topic. */
-function parseDeviceTopic(topic: string): { deviceId: string; kind: string } | undefined {
-  if (!topic.startsWith('devices/')) return undefined;
-  const slash = topic.indexOf('/', 8);
-  if (slash < 0) return undefined;
-  return { deviceId: topic.slice(8, slash), kind: topic.slice(slash + 1) };
+/** What the gateway remembers about a connection, keyed by the aedes Client object. */
+interface Session {
+  role: DeviceRole;
+  keepaliveExpired: boolean;
 }
 
 /**
- * Starts the gateway: NATS connection and streams, the MQTT listener, the ops HTTP server.
+ * aedes state its type declarations omit (aedes 1.2: aedes.js `clients`, lib/client.js `will` and `_disconnected`).
+ * Read only; `_disconnected` is true only when a DISCONNECT packet arrived (a clean disconnect).
+ */
+interface AedesInternals {
+  clients: Record<string, Client | undefined>;
+}
+interface ClientInternals {
+  will?: unknown;
+  _disconnected?: boolean;
+  connDestroyed(): boolean;
+}
+const internals = (b: Aedes): AedesInternals => b as unknown as AedesInternals;
+const clientInternals = (c: Client): ClientInternals => {
+  const raw = c as unknown as { will?: unknown; _disconnected?: boolean; conn?: { destroyed?: boolean } };
+  return { will: raw.will, _disconnected: raw._disconnected, connDestroyed: () => raw.conn?.destroyed === true };
+};
+const isWill = (c: Client, packet: PublishPacket): boolean => clientInternals(c).will === packet;
+
+/** Dead letters keep at most this many bytes of the original payload, so one fits in a NATS message (1 MiB default). */
+const DEADLETTER_PAYLOAD_BYTES = 256 * 1024;
+
+/**
+ * Starts the gateway: NATS connection, streams and registry buckets, the MQTT listeners, the ops HTTP server.
  * @throws when NATS cannot be reached or a port cannot be bound.
  */
 export async function createGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
   const registry = createRegistry('gateway');
+  const admission = new Admission({ perClient: config.MAX_INFLIGHT_PER_CLIENT, total: config.MAX_INFLIGHT, totalBytes: config.MAX_INFLIGHT_BYTES });
   let pendingEvents = (): number => 0;
-  const metrics = createGatewayMetrics(registry, () => pendingEvents());
+  const metrics = createGatewayMetrics(registry, {
+    pendingEvents: () => pendingEvents(),
+    inflight: () => admission.inflight,
+    inflightBytes: () => admission.inflightBytes,
+    waiting: () => admission.waiting,
+    waitingBytes: () => admission.waitingBytes,
+  });
   const nats: NatsHandle = await connectNats(config.NATS_URL, 'gateway', log);
   const { nc } = nats;
-  await ensureStreams(await nc.jetstreamManager(), {
-    telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS,
-    otherMaxAgeMs: config.STREAM_MAX_AGE_MS,
-  });
+  try {
+    await ensureStreams(await nc.jetstreamManager(), { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
   const js = nc.jetstream();
+  const buckets = await openRegistryBuckets(js);
   const batcher = new TelemetryBatcher(
     js,
     {
@@ -70,14 +112,49 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     metrics,
     log,
   );
-
   pendingEvents = () => batcher.pending;
+  const authenticator = new DeviceAuthenticator(buckets.credentials, { allowAnonymous: config.ALLOW_ANONYMOUS, cacheSize: config.AUTH_CACHE_SIZE }, log);
+  const sessions = new WeakMap<Client, Session>();
+
+  // eslint-disable-next-line prefer-const -- assigned once the broker exists; the tracker needs it to publish retained status
+  let broker: Aedes;
+  const status = new DeviceStatusTracker(
+    js,
+    buckets.registry,
+    (deviceId, s) =>
+      new Promise<void>((resolve, reject) =>
+        broker.publish({ cmd: 'publish', topic: `devices/${deviceId}/status`, payload: Buffer.from(s), qos: 1, retain: true, dup: false }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      ),
+    {
+      touchIntervalMs: config.LAST_SEEN_INTERVAL_MS,
+      publishTimeoutMs: config.PUBLISH_TIMEOUT_MS,
+      deadlineMs: config.PUBLISH_DEADLINE_MS,
+      takeoverGraceMs: 10_000,
+    },
+    metrics,
+    log,
+  );
 
   const deadLetter = (client: Client, packet: PublishPacket, code: string, reason: string, callback: (err?: Error | null) => void): void => {
     metrics.messages.inc({ outcome: 'deadlettered' });
     metrics.deadLetters.inc({ code });
+    status.touch(client.id, { code, reason });
     log.debug({ clientId: client.id, topic: packet.topic, code, reason }, 'payload dead-lettered');
-    publishDeadLetter(js, { stage: 'gateway', code, reason, payload: packet.payload as Buffer, topic: packet.topic, clientId: client.id }).then(
+    const payload = packet.payload as Buffer;
+    const kept = payload.length > DEADLETTER_PAYLOAD_BYTES ? payload.subarray(0, DEADLETTER_PAYLOAD_BYTES) : payload;
+    const fullReason = kept === payload ? reason : `${reason} (dead letter keeps the first ${DEADLETTER_PAYLOAD_BYTES} bytes)`;
+    publishDeadLetter(js, {
+      stage: 'gateway',
+      code,
+      reason: fullReason,
+      payload: kept,
+      topic: packet.topic,
+      clientId: client.id,
+      // A QoS 1 redelivery of the same bad message is stored once (JetStream dedup window).
+      ...(packet.messageId !== undefined && packet.qos > 0 ? { dedupKey: `${client.id}:${packet.messageId}:${code}:${payload.length}` } : {}),
+    }).then(
       // The dead letter is stored, so the message is owned: PUBACK it and keep the client connected.
       () => callback(null),
       (err: unknown) => {
@@ -87,88 +164,239 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     );
   };
 
-  const broker = await Aedes.createBroker({
-    authenticate(client, _username, _password, done) {
-      if (!DEVICE_ID_PATTERN.test(client.id)) {
-        done(authError(`client id ${JSON.stringify(client.id)} is not a valid device id`, 2), false);
-        return;
-      }
-      done(null, true);
+  /** Validated telemetry -> batcher; `callback` once JetStream stored every event (QoS 1) or at once (QoS 0). */
+  const ingest = (client: Client, packet: PublishPacket, callback: (err?: Error | null) => void): void => {
+    const payload = packet.payload as Buffer;
+    const result = parseTelemetry(payload, client.id, Date.now(), config);
+    const bytes = payload.length;
+    if (!result.ok) {
+      // The admission slot is held until the dead letter is stored: it is in flight to JetStream like any event.
+      if (packet.qos === 0) callback(null);
+      deadLetter(client, packet, result.code, result.reason, (err) => {
+        admission.release(client, bytes);
+        if (packet.qos > 0) callback(err);
+      });
+      return;
+    }
+    metrics.messages.inc({ outcome: 'accepted' });
+    status.touch(client.id);
+    const partition = partitionOf(client.id, config.PARTITIONS);
+    let left = result.events.length;
+    let failed: Error | undefined;
+    const done: Done = (err) => {
+      failed ??= err;
+      if (--left > 0) return;
+      admission.release(client, bytes);
+      if (failed) metrics.messages.inc({ outcome: 'failed' });
+      if (packet.qos > 0) callback(failed ?? null);
+    };
+    for (const event of result.events) batcher.add(partition, event, done);
+    // QoS 0 promises nothing: answer now; the admission slot is held until JetStream answered.
+    if (packet.qos === 0) callback(null);
+  };
+
+  broker = await Aedes.createBroker({
+    // Device ids are up to 64 characters (DESIGN.md); aedes' default limit is MQTT 3.1.1's minimum of 23.
+    maxClientsIdLength: 64,
+    ...(config.KEEPALIVE_MAX_S > 0 ? { keepaliveLimit: config.KEEPALIVE_MAX_S } : {}),
+    authenticate(client, username, password, done) {
+      authenticator
+        .authenticate(client.id, username, password, () => !client.closed && !clientInternals(client).connDestroyed())
+        .then(
+          (r) => {
+            metrics.auth.inc({ outcome: r.ok ? (r.anonymous ? 'anonymous' : 'ok') : r.outcome });
+            if (!r.ok) {
+              log.info({ clientId: client.id, outcome: r.outcome, reason: r.reason }, 'connection refused');
+              done(authError(r.reason, r.returnCode), false);
+              return;
+            }
+            sessions.set(client, { role: r.role, keepaliveExpired: false });
+            if (internals(broker).clients[client.id]) status.expectTakeover(client.id);
+            done(null, true);
+          },
+          (err: unknown) => done(authError(String(err), 5), false),
+        );
     },
     authorizePublish(client, packet, callback) {
       if (!client) {
-        callback(null); // the broker's own publishes (retained status, wills)
+        callback(null); // the broker's own publishes (retained status)
         return;
       }
-      const t = parseDeviceTopic(packet.topic);
-      if (!t || t.deviceId !== client.id || t.kind === 'status') {
+      const session = sessions.get(client);
+      const verdict = session ? authorizePublishTopic(client.id, session.role, packet.topic) : { allow: false as const, reason: 'no session' };
+      if (!verdict.allow) {
+        // A will is checked here too when a connection dies: the gateway publishes the device's status itself,
+        // so a will on any topic is not forwarded (and not counted as a refused publish).
+        if (isWill(client, packet)) {
+          callback(new Error('wills are not forwarded: the gateway publishes devices/{id}/status'));
+          return;
+        }
         metrics.messages.inc({ outcome: 'refused' });
-        log.warn({ clientId: client.id, topic: packet.topic }, 'publish refused by topic ACL');
-        callback(new Error(`client ${client.id} may not publish to ${packet.topic}`));
+        metrics.refused.inc({ action: 'publish' });
+        status.touch(client.id, { code: 'acl', reason: verdict.reason });
+        log.warn({ clientId: client.id, topic: packet.topic, reason: verdict.reason }, 'publish refused by topic ACL: closing the connection');
+        // MQTT 3.1.1 has no negative PUBACK: closing the connection is the only refusal a device sees.
+        callback(new Error(verdict.reason));
         return;
       }
-      if (t.kind !== 'telemetry') {
-        callback(null);
+      if (isWill(client, packet)) {
+        callback(new Error('wills are not forwarded'));
         return;
       }
-      const payload = packet.payload as Buffer;
-      const result = parseTelemetry(payload, client.id, Date.now(), config);
-      if (!result.ok) {
-        deadLetter(client, packet, result.code, result.reason, callback);
-        return;
-      }
-      metrics.messages.inc({ outcome: 'accepted' });
-      const partition = partitionOf(client.id, config.PARTITIONS);
+      // Telemetry is not retained: nothing subscribes to it over MQTT, and retaining would keep one copy per device in memory.
+      packet.retain = false;
+      const bytes = (packet.payload as Buffer).length;
       if (packet.qos === 0) {
-        // QoS 0 promises nothing: answer now, store in the background (a failure is counted by the batcher).
-        for (const event of result.events) batcher.add(partition, event, noop);
-        callback(null);
+        if (!admission.tryAcquire(client, bytes)) {
+          metrics.messages.inc({ outcome: 'dropped' });
+          metrics.dropped.inc();
+          callback(null);
+          return;
+        }
+        ingest(client, packet, callback);
         return;
       }
-      let left = result.events.length;
-      let failed: Error | undefined;
-      const done: Done = (err) => {
-        failed ??= err;
-        if (--left === 0) callback(failed ?? null);
-      };
-      for (const event of result.events) batcher.add(partition, event, done);
+      admission.acquire(client, bytes, () => {
+        if (client.closed) {
+          // The device is gone and never got a PUBACK: it resends on reconnect, so storing now would only duplicate.
+          admission.release(client, bytes);
+          callback(new Error('client closed while waiting for backpressure'));
+          return;
+        }
+        ingest(client, packet, callback);
+      });
+    },
+    authorizeSubscribe(client, sub, callback) {
+      if (!client) {
+        callback(null, sub);
+        return;
+      }
+      const session = sessions.get(client);
+      if (session && authorizeSubscribeFilter(client.id, session.role, sub.topic)) {
+        callback(null, sub);
+        return;
+      }
+      metrics.refused.inc({ action: 'subscribe' });
+      log.warn({ clientId: client.id, topic: sub.topic }, 'subscription refused by topic ACL');
+      // null: SUBACK with 0x80 (failure) for this filter; the connection stays open (MQTT-3.9.3).
+      callback(null, null);
     },
   });
-  broker.on('client', () => metrics.clients.inc());
-  broker.on('clientDisconnect', () => metrics.clients.dec());
+  broker.on('client', (client) => {
+    metrics.clients.inc();
+    status.connected(client.id, client);
+  });
+  broker.on('keepaliveTimeout', (client) => {
+    const s = sessions.get(client);
+    if (s) s.keepaliveExpired = true;
+  });
+  broker.on('clientDisconnect', (client) => {
+    metrics.clients.dec();
+    const clean = clientInternals(client)._disconnected === true;
+    const cause: StatusCause = clean ? 'disconnect' : sessions.get(client)?.keepaliveExpired ? 'keepalive' : 'will';
+    status.disconnected(client.id, client, cause);
+  });
   broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   broker.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'));
 
-  const mqttServer: Server = createServer(broker.handle);
-  await new Promise<void>((resolve, reject) => {
-    mqttServer.once('error', reject);
-    mqttServer.listen(config.MQTT_PORT, config.MQTT_HOST, () => resolve());
-  });
-  const mqttPort = (mqttServer.address() as AddressInfo).port;
+  // Revocation and rotation take effect at once: forget remembered logins and close a revoked device's connection.
+  const watcher = await buckets.credentials.watch({ include: KvWatchInclude.UpdatesOnly });
+  void (async () => {
+    for await (const e of watcher) {
+      authenticator.forget(e.key);
+      const parsed = e.operation === 'PUT' ? DeviceCredential.safeParse(safeJson(e.string())) : undefined;
+      const revoked = !parsed?.success || parsed.data.revokedAt !== undefined;
+      const client = internals(broker).clients[e.key];
+      if (revoked && client) {
+        log.info({ clientId: e.key }, 'credential revoked or removed: closing the connection');
+        client.close();
+      }
+    }
+  })();
 
-  let ops: OpsServer;
+  let listeners;
   try {
-    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && mqttServer.listening, log });
+    listeners = await startListeners(
+      config,
+      (stream: Duplex, req?: IncomingMessage) => limitPacketSize(broker.handle(stream, req), config.MAX_PACKET_BYTES, () => metrics.oversizePackets.inc()),
+      log,
+    );
   } catch (err) {
-    mqttServer.close();
+    watcher.stop();
     await new Promise<void>((resolve) => broker.close(() => resolve()));
     await nc.close();
     throw err;
   }
-  log.info({ mqttPort, httpPort: ops.port, partitions: config.PARTITIONS }, 'gateway listening');
+
+  let ops: OpsServer;
+  try {
+    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && listeners.listening(), log });
+  } catch (err) {
+    watcher.stop();
+    await listeners.close();
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await nc.close();
+    throw err;
+  }
+  log.info(
+    { mqttPort: listeners.tcpPort, tlsPort: listeners.tlsPort, wsPort: listeners.wsPort, httpPort: ops.port, partitions: config.PARTITIONS },
+    'gateway listening',
+  );
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       // Stop accepting connections; the promise settles once the broker has closed the open ones.
-      const serverClosed = new Promise<void>((resolve) => mqttServer.close(() => resolve()));
+      const serverClosed = listeners.close();
       await batcher.drain();
+      status.shutdown();
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await serverClosed;
+      await status.drain();
+      watcher.stop();
       await nc.drain();
       await ops.close();
     })());
-  return { mqttPort, httpPort: ops.port, metrics, close, [Symbol.asyncDispose]: close };
+  return {
+    mqttPort: listeners.tcpPort,
+    tlsPort: listeners.tlsPort,
+    wsPort: listeners.wsPort,
+    httpPort: ops.port,
+    metrics,
+    inflight: () => ({ publishes: admission.inflight, bytes: admission.inflightBytes, waiting: admission.waiting, waitingBytes: admission.waitingBytes }),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }
 
-function noop(): void {}
+/** The part of mqtt-packet's parser (aedes' `client._parser`) that the packet size limit hooks into. */
+interface PacketParser {
+  packet: { length: number };
+  _parseLength(): boolean;
+  _emitError(err: Error): void;
+}
+
+/**
+ * Refuses an MQTT packet as soon as its fixed header announces more than `max` bytes, before the parser buffers
+ * it (aedes has no packet size limit, and MQTT allows 256 MiB). The parser error closes the connection.
+ */
+function limitPacketSize(client: Client, max: number, onRefused: () => void): void {
+  const parser = (client as unknown as { _parser?: PacketParser })._parser;
+  if (!parser || typeof parser._parseLength !== 'function') return; // a future aedes without it: no limit rather than a crash
+  const parseLength = parser._parseLength.bind(parser);
+  parser._parseLength = () => {
+    if (!parseLength()) return false;
+    if (parser.packet.length <= max) return true;
+    onRefused();
+    parser._emitError(new Error(`packet of ${parser.packet.length} bytes exceeds MAX_PACKET_BYTES ${max}`));
+    return false;
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

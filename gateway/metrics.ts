@@ -1,12 +1,20 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** The gateway's own metrics; names follow Prometheus conventions (unit suffixes, `_total` counters). */
-export function createGatewayMetrics(registry: Registry, pendingEvents: () => number) {
+export interface GatewayGauges {
+  pendingEvents(): number;
+  inflight(): number;
+  inflightBytes(): number;
+  waiting(): number;
+  waitingBytes(): number;
+}
+
+export function createGatewayMetrics(registry: Registry, gauges: GatewayGauges) {
   const registers = [registry];
   return {
     messages: new Counter({
       name: 'iot_gateway_messages_total',
-      help: 'MQTT publishes received from devices, by outcome (accepted, deadlettered, refused, dropped)',
+      help: 'MQTT publishes received from devices, by outcome (accepted, deadlettered, refused, dropped, failed)',
       labelNames: ['outcome'] as const,
       registers,
     }),
@@ -41,7 +49,60 @@ export function createGatewayMetrics(registry: Registry, pendingEvents: () => nu
       help: 'Events accepted and waiting for the JetStream ack',
       registers,
       collect() {
-        this.set(pendingEvents());
+        this.set(gauges.pendingEvents());
+      },
+    }),
+    refused: new Counter({
+      name: 'iot_gateway_acl_refused_total',
+      help: 'Publishes and subscriptions refused by the topic ACL, by action (publish, subscribe)',
+      labelNames: ['action'] as const,
+      registers,
+    }),
+    oversizePackets: new Counter({
+      name: 'iot_gateway_oversize_packets_total',
+      help: 'Connections closed because a packet announced more than MAX_PACKET_BYTES',
+      registers,
+    }),
+    dropped: new Counter({
+      name: 'iot_gateway_dropped_total',
+      help: 'QoS 0 publishes dropped because the in-flight bound was reached (backpressure)',
+      registers,
+    }),
+    auth: new Counter({
+      name: 'iot_gateway_auth_total',
+      help: 'CONNECT authentications by outcome (ok, anonymous, bad_secret, unknown_device, revoked, anonymous_refused, ...)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    statusChanges: new Counter({
+      name: 'iot_gateway_device_status_total',
+      help: 'Device status changes, by status and cause (connect, disconnect, will, keepalive, takeover, shutdown)',
+      labelNames: ['status', 'cause'] as const,
+      registers,
+    }),
+    statusErrors: new Counter({ name: 'iot_gateway_device_status_errors_total', help: 'Failed device status writes (retried)', registers }),
+    inflight: new Gauge({
+      name: 'iot_gateway_inflight_publishes',
+      help: 'Publishes admitted and waiting for JetStream (bounded by MAX_INFLIGHT)',
+      registers,
+      collect() {
+        this.set(gauges.inflight());
+      },
+    }),
+    inflightBytes: new Gauge({
+      name: 'iot_gateway_inflight_bytes',
+      help: 'Payload bytes of the admitted publishes (bounded by MAX_INFLIGHT_BYTES)',
+      registers,
+      collect() {
+        this.set(gauges.inflightBytes());
+      },
+    }),
+    waiting: new Gauge({
+      name: 'iot_gateway_waiting_publishes',
+      help: 'QoS 1 publishes held unanswered by backpressure (their sockets are not read meanwhile)',
+      registers,
+      collect() {
+        this.set(gauges.waiting());
       },
     }),
   };

@@ -1,13 +1,94 @@
 import { describe, expect, it } from 'vitest';
-import { parseTelemetry, type PayloadLimits } from './payload.ts';
+import { loadConfig } from '../core/config.ts';
+import { TelemetryEvent } from '../core/schemas.ts';
+import { corpusCases } from './bad-input-corpus.ts';
+import { GatewayConfig } from './config.ts';
+import { parseTelemetry } from './payload.ts';
 
-const limits: PayloadLimits = { MAX_PAYLOAD_BYTES: 1024, MAX_METRICS: 3, MAX_TAGS: 2, MAX_FUTURE_SKEW_MS: 60_000, MAX_PAST_AGE_MS: 3_600_000 };
-const now = Date.UTC(2026, 0, 1);
-const parse = (payload: unknown, raw = false) => parseTelemetry(Buffer.from(raw ? String(payload) : JSON.stringify(payload)), 'dev-1', now, limits);
+const limits = loadConfig(GatewayConfig, {});
+const now = Date.UTC(2026, 10, 26, 12, 0, 0);
+const DEVICE = 'unit-dev';
+
+describe('parseTelemetry: the bad-input corpus', () => {
+  const cases = corpusCases(now, DEVICE);
+
+  it('has at least 60 cases', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(60);
+  });
+
+  for (const c of cases) {
+    if (c.expect.kind === 'reject') {
+      const exp = c.expect;
+      it(`rejects ${c.name} with ${exp.code}`, () => {
+        const r = parseTelemetry(Buffer.from(c.payload), DEVICE, now, limits);
+        expect(r.ok, JSON.stringify(r)).toBe(false);
+        if (r.ok) return;
+        expect(r.code, r.reason).toBe(exp.code);
+        if (exp.reason) expect(r.reason).toContain(exp.reason);
+      });
+    } else if (c.expect.kind === 'accept') {
+      const exp = c.expect;
+      it(`accepts ${c.name} exactly`, () => {
+        const r = parseTelemetry(Buffer.from(c.payload), DEVICE, now, limits);
+        expect(r.ok, JSON.stringify(r)).toBe(true);
+        if (!r.ok) return;
+        expect(r.events).toHaveLength(exp.events.length);
+        r.events.forEach((e, i) => {
+          const want = exp.events[i]!;
+          expect(TelemetryEvent.parse(e)).toEqual(e);
+          expect(e.metrics).toEqual(want.metrics);
+          expect(e.tags).toEqual(want.tags);
+          if (want.units) expect(e.units).toEqual(want.units);
+          if (want.ts !== undefined) expect(e.ts).toBe(want.ts);
+          expect(e.deviceId).toBe(DEVICE);
+          expect(e.receivedAt).toBe(now);
+        });
+      });
+    }
+  }
+});
 
 describe('parseTelemetry', () => {
+  const parse = (payload: unknown, over: Partial<typeof limits> = {}) =>
+    parseTelemetry(Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload)), DEVICE, now, { ...limits, ...over });
+
+  it('uses gateway time when the device sends none', () => {
+    const r = parse({ metrics: { t: 1 } });
+    expect(r.ok && r.events[0]?.ts).toBe(now);
+  });
+
+  it('gives a reading with seq the id {device}:{seq}, and the same id to a resend without seq', () => {
+    const a = parse({ seq: 7, metrics: { t: 1 } });
+    expect(a.ok && a.events[0]?.id).toBe(`${DEVICE}:7`);
+    const b = parse({ ts: now - 5, metrics: { t: 1 } });
+    const c = parse({ ts: now - 5, metrics: { t: 1 } });
+    expect(b.ok && c.ok && b.events[0]?.id === c.events[0]?.id).toBe(true);
+  });
+
+  it('applies each configured limit', () => {
+    expect(parse({ metrics: { a: 1, b: 2 } }, { MAX_METRICS: 1 })).toMatchObject({ ok: false, code: 'too_many_metrics' });
+    expect(parse({ metrics: { a: 1 }, tags: { x: 'y' } }, { MAX_TAGS: 0 })).toMatchObject({ ok: false, code: 'too_many_tags' });
+    expect(parse({ metrics: { abcdef: 1 } }, { MAX_NAME_LENGTH: 5 })).toMatchObject({ ok: false, code: 'bad_metric_name' });
+    expect(parse({ metrics: { a: 1 }, tags: { x: 'abcdef' } }, { MAX_TAG_VALUE_LENGTH: 5 })).toMatchObject({ ok: false, code: 'bad_tag' });
+    expect(parse({ metrics: { a: 1 } }, { MAX_PAYLOAD_BYTES: 5 })).toMatchObject({ ok: false, code: 'too_large' });
+    expect(parse({ ts: now + 1001, metrics: { a: 1 } }, { MAX_FUTURE_SKEW_MS: 1000 })).toMatchObject({ ok: false, code: 'ts_future' });
+    expect(parse({ ts: now - 1001, metrics: { a: 1 } }, { MAX_PAST_AGE_MS: 1000 })).toMatchObject({ ok: false, code: 'ts_past' });
+    expect(parse({ ts: now - 1000, metrics: { a: 1 } }, { MAX_PAST_AGE_MS: 1000 })).toMatchObject({ ok: true });
+  });
+
+  it('names the offending field in the reason', () => {
+    const r = parse('{"metrics":{"temperature":1e999}}');
+    expect(r).toEqual({ ok: false, code: 'non_finite', reason: 'metrics.temperature: must be a finite number, got Infinity' });
+  });
+});
+
+describe('parseTelemetry with small limits', () => {
+  const small = { ...limits, MAX_PAYLOAD_BYTES: 1024, MAX_METRICS: 3, MAX_TAGS: 2, MAX_FUTURE_SKEW_MS: 60_000, MAX_PAST_AGE_MS: 3_600_000 };
+  const t0 = Date.UTC(2026, 0, 1);
+  const parse = (payload: unknown, raw = false) => parseTelemetry(Buffer.from(raw ? String(payload) : JSON.stringify(payload)), 'dev-1', t0, small);
+
   it('normalises a full JSON object reading into one event with a seq-based id', () => {
-    const r = parse({ ts: now - 1000, seq: 42, metrics: { temperature: 21.5 }, units: { temperature: 'Cel' }, tags: { room: 'a 1' } });
+    const r = parse({ ts: t0 - 1000, seq: 42, metrics: { temperature: 21.5 }, units: { temperature: 'Cel' }, tags: { room: 'a 1' } });
     expect(r).toEqual({
       ok: true,
       events: [
@@ -15,8 +96,8 @@ describe('parseTelemetry', () => {
           v: 1,
           id: 'dev-1:42',
           deviceId: 'dev-1',
-          ts: now - 1000,
-          receivedAt: now,
+          ts: t0 - 1000,
+          receivedAt: t0,
           metrics: { temperature: 21.5 },
           units: { temperature: 'Cel' },
           tags: { room: 'a 1' },
@@ -25,22 +106,15 @@ describe('parseTelemetry', () => {
     });
   });
 
-  it('takes RFC 3339 timestamps and defaults to gateway time', () => {
+  it('takes RFC 3339 timestamps', () => {
     const a = parse({ ts: '2025-12-31T23:59:00Z', metrics: { t: 1 } });
-    expect(a.ok && a.events[0]?.ts).toBe(now - 60_000);
-    const b = parse({ metrics: { t: 1 } });
-    expect(b.ok && b.events[0]?.ts).toBe(now);
+    expect(a.ok && a.events[0]?.ts).toBe(t0 - 60_000);
   });
 
-  it('gives the same hash id to the same reading without seq, and a different one to another reading', () => {
-    const a = parse({ ts: now, metrics: { t: 1 } });
-    const b = parse({ ts: now, metrics: { t: 1 } });
-    const c = parse({ ts: now, metrics: { t: 2 } });
-    expect(a.ok && b.ok && c.ok).toBe(true);
-    if (a.ok && b.ok && c.ok) {
-      expect(a.events[0]!.id).toBe(b.events[0]!.id);
-      expect(a.events[0]!.id).not.toBe(c.events[0]!.id);
-    }
+  it('gives a different hash id to a different reading', () => {
+    const a = parse({ ts: t0, metrics: { t: 1 } });
+    const c = parse({ ts: t0, metrics: { t: 2 } });
+    expect(a.ok && c.ok && a.events[0]!.id !== c.events[0]!.id).toBe(true);
   });
 
   it.each([
@@ -49,14 +123,14 @@ describe('parseTelemetry', () => {
     [{ metrics: {} }, false, 'schema', /at least one metric/],
     [{ ts: 1.5, metrics: { t: 1 } }, false, 'schema', /^ts: /],
     [{ ts: 'yesterday', metrics: { t: 1 } }, false, 'schema', /^ts: /],
-    [{ ts: -5, metrics: { t: 1 } }, false, 'schema', /^ts: /],
-    [{ ts: 1e300, metrics: { t: 1 } }, false, 'schema', /^ts: /],
+    [{ ts: -5, metrics: { t: 1 } }, false, 'ts_past', /^ts: /],
+    [{ ts: 1e300, metrics: { t: 1 } }, false, 'ts_future', /^ts: /],
     [{ metrics: { a: 1, b: 2, c: 3, d: 4 } }, false, 'too_many_metrics', /4 metrics, limit 3/],
     [{ metrics: { a: 1 }, tags: { x: '1', y: '2', z: '3' } }, false, 'too_many_tags', /3 tags, limit 2/],
-    [{ metrics: { a: 1 }, tags: { device: 'other' } }, false, 'schema', /^tags\.device: key is reserved/],
-    [{ metrics: { a: 1 }, tags: { x: 'a\nb' } }, false, 'schema', /^tags\.x: must not contain control characters/],
-    [{ ts: now + 120_000, metrics: { a: 1 } }, false, 'ts_future', /ahead of gateway time/],
-    [{ ts: now - 7_200_000, metrics: { a: 1 } }, false, 'ts_past', /behind gateway time/],
+    [{ metrics: { a: 1 }, tags: { device: 'other' } }, false, 'bad_tag', /^tags\.device: is reserved/],
+    [{ metrics: { a: 1 }, tags: { x: 'a\nb' } }, false, 'bad_tag', /^tags\.x "a\\nb": must not contain control characters/],
+    [{ ts: t0 + 120_000, metrics: { a: 1 } }, false, 'ts_future', /ahead of gateway time/],
+    [{ ts: t0 - 7_200_000, metrics: { a: 1 } }, false, 'ts_past', /behind gateway time/],
     [{ metrics: { a: 1 }, foo: 1 }, false, 'schema', /foo/],
   ])('rejects %j with code %s', (payload, raw, code, reason) => {
     const r = parse(payload, raw);
@@ -68,7 +142,7 @@ describe('parseTelemetry', () => {
   });
 
   it('rejects an oversize payload before parsing it', () => {
-    const r = parseTelemetry(Buffer.alloc(2000, 0x20), 'dev-1', now, limits);
+    const r = parseTelemetry(Buffer.alloc(2000, 0x20), 'dev-1', t0, small);
     expect(r).toEqual({ ok: false, code: 'too_large', reason: 'payload is 2000 bytes, limit 1024' });
   });
 });

@@ -85,7 +85,7 @@ describe('faults', () => {
       const reasons = letters.map((l) => `${l.code}: ${l.reason}`);
       expect(reasons[3]).toMatch(/^schema: metrics\.temperature: .*number/);
       expect(reasons[9]).toMatch(/^too_large: payload is \d+ bytes, limit 1024/);
-      expect(reasons[16]).toMatch(/^schema: metrics\.temp erature: /);
+      expect(reasons[16]).toMatch(/^bad_metric_name: metrics name "temp erature": /);
       expect(reasons[19]).toMatch(/^ts_future: /);
 
       await waitConsumerIdle(nats, STREAMS.telemetry, CONSUMERS.processors);

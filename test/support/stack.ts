@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { connect } from 'nats';
+import { openRegistryBuckets, provisionDevice, type DeviceRole } from '../../core/device-registry.ts';
 import { createLogger } from '../../core/logger.ts';
 import { loadConfig } from '../../core/config.ts';
 import { startNatsServer, type NatsServer } from '../../devstack/nats-server.ts';
@@ -22,8 +23,28 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * Gateway config for tests. Anonymous clients are allowed unless the test says otherwise (ALLOW_ANONYMOUS: 'false'),
+ * so that tests about the data path need not provision devices; the auth tests turn it off.
+ */
 export function gatewayConfig(nats: NatsServer, overrides: Record<string, string> = {}): GatewayConfig {
-  return loadConfig(GatewayConfig, { NATS_URL: nats.url, MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', HTTP_PORT: '0', ...overrides });
+  return loadConfig(GatewayConfig, { NATS_URL: nats.url, MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', HTTP_PORT: '0', ALLOW_ANONYMOUS: 'true', ...overrides });
+}
+
+/** Cheap scrypt cost for tests (N=2^10): provisioning many devices stays fast; production uses DEFAULT_SCRYPT. */
+export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 } as const;
+
+/** Provisions devices in the registry of `nats`; returns id -> secret. */
+export async function provisionDevices(nats: NatsServer, ids: string[], role: DeviceRole = 'device'): Promise<Map<string, string>> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const { credentials } = await openRegistryBuckets(nc.jetstream());
+    const out = new Map<string, string>();
+    for (const id of ids) out.set(id, (await provisionDevice(credentials, id, { role, cost: TEST_SCRYPT })).secret);
+    return out;
+  } finally {
+    await nc.close();
+  }
 }
 
 export function processorConfig(nats: NatsServer, influx: InfluxServer, db: string, overrides: Record<string, string> = {}): ProcessorConfig {

@@ -1,0 +1,26 @@
+import { loadConfig } from '../core/config.ts';
+import { PipelineError } from '../core/errors.ts';
+import { createLogger } from '../core/logger.ts';
+import { onShutdownSignal } from '../core/shutdown.ts';
+import { createAlerting, type Alerting } from './app.ts';
+import { AlertingConfig } from './config.ts';
+
+const config = loadConfig(AlertingConfig, process.env);
+const log = createLogger('alerting', config.LOG_LEVEL);
+let alerting: Alerting;
+try {
+  alerting = await createAlerting(config, log);
+} catch (err) {
+  // Invalid rules at start-up: refuse to start, listing every problem.
+  // A PipelineError (bad rules or endpoints file) already lists every problem; anything else keeps its stack.
+  if (err instanceof PipelineError) log.fatal({ code: err.code }, err.message);
+  else log.fatal({ err }, (err as Error).message);
+  process.exit(1);
+}
+const app = alerting;
+process.on('SIGHUP', () => void app.reloadRules());
+onShutdownSignal(
+  log,
+  () => app.close(),
+  (code) => process.exit(code),
+);

@@ -1,0 +1,24 @@
+import { loadConfig } from '../../core/config.ts';
+import { PipelineError } from '../../core/errors.ts';
+import { createLogger } from '../../core/logger.ts';
+import { onShutdownSignal } from '../../core/shutdown.ts';
+import { createDispatcher, type Dispatcher } from './app.ts';
+import { DispatcherConfig } from './config.ts';
+
+const config = loadConfig(DispatcherConfig, process.env);
+const log = createLogger('webhooks', config.LOG_LEVEL);
+let dispatcher: Dispatcher;
+try {
+  dispatcher = await createDispatcher(config, log, { env: process.env });
+} catch (err) {
+  // A PipelineError (bad rules or endpoints file) already lists every problem; anything else keeps its stack.
+  if (err instanceof PipelineError) log.fatal({ code: err.code }, err.message);
+  else log.fatal({ err }, (err as Error).message);
+  process.exit(1);
+}
+const app = dispatcher;
+onShutdownSignal(
+  log,
+  () => app.close(),
+  (code) => process.exit(code),
+);

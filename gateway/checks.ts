@@ -1,0 +1,93 @@
+/**
+ * The limits every payload form shares, each breach a Rejection with a stable reason code (the DEADLETTER `code`)
+ * and a reason that names the field.
+ */
+export interface PayloadLimits {
+  MAX_PAYLOAD_BYTES: number;
+  MAX_METRICS: number;
+  MAX_RECORDS: number;
+  MAX_EVENTS_PER_MESSAGE: number;
+  MAX_NAME_LENGTH: number;
+  MAX_TAGS: number;
+  MAX_TAG_VALUE_LENGTH: number;
+  MAX_FUTURE_SKEW_MS: number;
+  MAX_PAST_AGE_MS: number;
+}
+
+/** The DEADLETTER reason codes of the gateway (README lists them). */
+export const REJECT_CODES = [
+  'too_large',
+  'bad_encoding',
+  'bad_json',
+  'schema',
+  'bad_senml',
+  'too_many_metrics',
+  'too_many_records',
+  'too_many_events',
+  'too_many_tags',
+  'bad_metric_name',
+  'bad_unit',
+  'bad_tag',
+  'duplicate_metric',
+  'non_finite',
+  'unsupported_value',
+  'ts_future',
+  'ts_past',
+] as const;
+export type RejectCode = (typeof REJECT_CODES)[number];
+
+/** A payload refused with a reason code; thrown inside the parser, turned into a ParseResult at its edge. */
+export class Rejection extends Error {
+  readonly code: RejectCode;
+  readonly reason: string;
+  constructor(code: RejectCode, reason: string) {
+    super(reason);
+    this.name = 'Rejection';
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** A key or value quoted for a reason string: JSON-escaped (so control characters show) and cut at 80 characters. */
+export function quote(s: string): string {
+  const q = JSON.stringify(s);
+  return q.length > 82 ? `${q.slice(0, 80)}…"` : q;
+}
+
+/**
+ * Metric names, tag keys: a conservative charset keeps InfluxQL, Grafana and Prometheus-style tools unsurprising.
+ * `__proto__` is refused because it cannot be an ordinary key of a JavaScript object.
+ */
+const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+export function checkName(name: string, max: number, code: 'bad_metric_name' | 'bad_tag', what: string): void {
+  if (name.length === 0) throw new Rejection(code, `${what} "": must not be empty`);
+  if (name.length > max) throw new Rejection(code, `${what} ${quote(name)}: ${name.length} characters, limit ${max}`);
+  if (!NAME.test(name)) throw new Rejection(code, `${what} ${quote(name)}: must match ^[A-Za-z_][A-Za-z0-9_.-]*$`);
+  if (name === '__proto__') throw new Rejection(code, `${what} "__proto__": is reserved`);
+}
+
+/** Units (UCUM or SenML unit names such as `Cel`, `%RH`, `m/s2`): printable ASCII, no spaces or quotes. */
+const UNIT = /^[!#-~]+$/;
+export function checkUnit(metric: string, unit: string, max: number): void {
+  if (unit.length === 0 || unit.length > max || !UNIT.test(unit))
+    throw new Rejection('bad_unit', `units.${metric} ${quote(unit)}: must be 1-${max} printable ASCII characters without spaces or quotes`);
+}
+
+export function checkValue(where: string, v: unknown): number {
+  if (typeof v !== 'number') throw new Rejection('schema', `${where}: must be a number, got ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`);
+  // JSON has no NaN or Infinity literals, but 1e999 parses to Infinity.
+  if (!Number.isFinite(v)) throw new Rejection('non_finite', `${where}: must be a finite number, got ${String(v)}`);
+  return v;
+}
+
+export function checkTime(where: string, ts: number, receivedAt: number, limits: PayloadLimits): void {
+  if (ts > receivedAt + limits.MAX_FUTURE_SKEW_MS)
+    throw new Rejection('ts_future', `${where}: ${describeTime(ts)} is more than ${limits.MAX_FUTURE_SKEW_MS} ms ahead of gateway time`);
+  if (ts < receivedAt - limits.MAX_PAST_AGE_MS)
+    throw new Rejection('ts_past', `${where}: ${describeTime(ts)} is more than ${limits.MAX_PAST_AGE_MS} ms behind gateway time`);
+}
+
+function describeTime(ts: number): string {
+  const d = new Date(ts);
+  return Number.isNaN(d.getTime()) ? `${ts} ms` : d.toISOString();
+}
