@@ -1,187 +1,137 @@
 /**
- * Processors: a durable pull consumer on TELEMETRY that projects events into InfluxDB.
+ * Processors: project the TELEMETRY stream into InfluxDB, raw (`telemetry`) and as exact windowed rollups
+ * (`telemetry_1m`, `telemetry_1h`, ...), scaled out by partition (issue 4).
  *
- * Messages are taken in adaptive batches (whatever has arrived, up to FETCH_MAX_MESSAGES), written in one
- * flush, and acked only after InfluxDB answered; a failed write naks them with a growing delay, so nothing
- * acked is missing from InfluxDB and an outage just leaves messages waiting in the stream. Points are
- * identified by (measurement, tags, time), so a redelivery overwrites instead of doubling.
+ * Each partition `telemetry.{p}` is owned by one instance at a time through a lease in NATS KV (leases.ts)
+ * and has its own durable pull consumer `processors-p{p}`: nats-server 2.9 has no multi-filter consumers,
+ * and one consumer per partition means an instance only ever receives what it owns (a shared consumer plus
+ * ownership checks would make every instance fetch and nak the others' messages), and a partition's
+ * messages arrive in stream order, which the windows' watermark relies on. See partition-worker.ts for
+ * what happens inside a partition.
  */
-import { AckPolicy, DeliverPolicy, type JsMsg, type JetStreamManager } from 'nats';
-import { publishDeadLetter } from '../core/deadletter.ts';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { JetStreamClient, KV } from 'nats';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { connectNats, ensureStreams } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
-import { TelemetryBatch } from '../core/schemas.ts';
-import { CONSUMERS, STREAMS, subjects } from '../core/subjects.ts';
-import { formatZodError } from '../core/validation.ts';
 import type { ProcessorConfig } from './config.ts';
-import { InfluxWriter, isPermanentWriteError, routeInfluxClientLogs } from './influx-writer.ts';
-import { telemetryLine, TELEMETRY_MEASUREMENT } from './line-protocol.ts';
+import { compileDerivedMetrics } from './derived.ts';
+import { routeInfluxClientLogs } from './influx-writer.ts';
+import { CHECKPOINT_BUCKET, INSTANCE_BUCKET, LEASE_BUCKET, PartitionCoordinator } from './leases.ts';
 import { createProcessorMetrics, type ProcessorMetrics } from './metrics.ts';
+import { PartitionWorker } from './partition-worker.ts';
+import type { WindowOptions } from './windows.ts';
 
 export interface Processor extends AsyncDisposable {
+  readonly instanceId: string;
   readonly httpPort: number;
   readonly metrics: ProcessorMetrics;
-  /** Stops fetching, finishes the batch in hand (write + ack), drains NATS. Idempotent. */
+  /** Partitions currently owned (lease held). */
+  owned(): number[];
+  /** Stops fetching, finishes the batches in hand (write + ack), writes all windows, stores checkpoints, hands the partitions back, drains NATS. Idempotent. */
   close(): Promise<void>;
 }
 
-const NS_PER_MS = 1_000_000;
+export function windowOptions(config: ProcessorConfig): WindowOptions {
+  return { levels: config.WINDOWS, allowedLatenessMs: config.WINDOW_ALLOWED_LATENESS_MS, relativeAccuracy: config.PERCENTILE_ACCURACY };
+}
 
-async function ensureConsumer(jsm: JetStreamManager, config: ProcessorConfig): Promise<void> {
-  const cfg = {
-    durable_name: CONSUMERS.processors,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    filter_subject: subjects.telemetryAll,
-    ack_wait: config.ACK_WAIT_MS * NS_PER_MS,
-    max_deliver: -1, // a write failure is the server's fault, not the message's: never give up on it
-    max_ack_pending: config.FETCH_MAX_MESSAGES * 4,
+/** The KV buckets of the processors (created when missing). */
+export async function openProcessorBuckets(js: JetStreamClient, leaseTtlMs: number): Promise<{ leases: KV; instances: KV; checkpoints: KV }> {
+  return {
+    leases: await js.views.kv(LEASE_BUCKET, { ttl: leaseTtlMs, history: 1 }),
+    instances: await js.views.kv(INSTANCE_BUCKET, { ttl: leaseTtlMs, history: 1 }),
+    checkpoints: await js.views.kv(CHECKPOINT_BUCKET, { history: 1 }),
   };
-  try {
-    await jsm.consumers.info(STREAMS.telemetry, CONSUMERS.processors);
-    await jsm.consumers.update(STREAMS.telemetry, CONSUMERS.processors, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
-  } catch {
-    await jsm.consumers.add(STREAMS.telemetry, cfg);
-  }
 }
 
 /**
- * Starts a processor instance. Several instances may share the durable consumer.
- * @throws when NATS cannot be reached or the ops port cannot be bound.
+ * Starts a processor instance: connects, takes its share of the partitions and consumes them.
+ * @throws when NATS cannot be reached, a formula in DERIVED_METRICS is invalid, or the ops port cannot be bound.
  */
 export async function createProcessor(config: ProcessorConfig, log: Logger): Promise<Processor> {
+  const derived = compileDerivedMetrics(config.DERIVED_METRICS); // fail fast, before connecting
+  const instanceId =
+    config.INSTANCE_ID ??
+    `${hostname()
+      .replace(/[^A-Za-z0-9_-]/g, '_')
+      .slice(0, 32)}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  log = log.child({ instance: instanceId });
+  routeInfluxClientLogs(log);
   const registry = createRegistry('processors');
   const metrics = createProcessorMetrics(registry);
-  const nats = await connectNats(config.NATS_URL, 'processors', log);
+  const nats = await connectNats(config.NATS_URL, `processors-${instanceId}`, log);
   const { nc } = nats;
   const jsm = await nc.jetstreamManager();
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
-  await ensureConsumer(jsm, config);
   const js = nc.jetstream();
-  routeInfluxClientLogs(log);
-  const writer = new InfluxWriter({
-    url: config.INFLUX_URL,
-    token: config.INFLUX_TOKEN,
-    org: config.INFLUX_ORG,
-    bucket: config.INFLUX_BUCKET,
-    timeoutMs: config.INFLUX_TIMEOUT_MS,
-    gzipThreshold: config.INFLUX_GZIP_THRESHOLD,
+  const buckets = await openProcessorBuckets(js, config.LEASE_TTL_MS);
+  const workers = new Map<number, PartitionWorker>();
+  const wopts = windowOptions(config);
+
+  const coordinator: PartitionCoordinator = new PartitionCoordinator({
+    instanceId,
+    partitions: config.PARTITIONS,
+    ttlMs: config.LEASE_TTL_MS,
+    leases: buckets.leases,
+    instances: buckets.instances,
+    log,
+    onChange: (n) => metrics.partitionsOwned.set(n),
+    handlers: {
+      acquired: async (partition) => {
+        metrics.partitionChanges.inc({ change: 'acquired' });
+        const worker = await PartitionWorker.start({
+          partition,
+          config,
+          windowOptions: wopts,
+          derived,
+          js,
+          jsm,
+          checkpoints: buckets.checkpoints,
+          metrics,
+          log,
+          owns: () => coordinator.owns(partition),
+        });
+        workers.set(partition, worker);
+      },
+      release: async (partition) => {
+        metrics.partitionChanges.inc({ change: 'released' });
+        const w = workers.get(partition);
+        workers.delete(partition);
+        await w?.stop();
+      },
+      lost: async (partition) => {
+        metrics.partitionChanges.inc({ change: 'lost' });
+        const w = workers.get(partition);
+        workers.delete(partition);
+        await w?.abort();
+      },
+    },
   });
-  let failures = 0;
-  let consuming = false;
-
-  const deadLetter = async (m: JsMsg, code: string, reason: string): Promise<void> => {
-    await publishDeadLetter(js, { stage: 'processors', code, reason, payload: m.data, topic: m.subject, dedupKey: `${m.info.streamSequence}` });
-    m.term(reason);
-    metrics.messages.inc({ outcome: 'deadlettered' });
-    log.warn({ subject: m.subject, seq: m.info.streamSequence, code, reason }, 'message dead-lettered');
-  };
-
-  /** Writes the points of `msgs` and acks them; on a permanent refusal, isolates the bad message(s). */
-  const writeAndAck = async (msgs: { m: JsMsg; lines: string[] }[]): Promise<void> => {
-    const lines = msgs.length === 1 ? msgs[0]!.lines : msgs.flatMap((x) => x.lines);
-    const started = performance.now();
-    try {
-      await writer.write(lines);
-    } catch (err) {
-      if (isPermanentWriteError(err) && msgs.length > 1) {
-        metrics.writeErrors.inc({ kind: 'permanent' });
-        for (const one of msgs) await writeAndAck([one]); // find the message InfluxDB refuses
-        return;
-      }
-      if (isPermanentWriteError(err)) {
-        metrics.writeErrors.inc({ kind: 'permanent' });
-        await deadLetter(msgs[0]!.m, 'influx_rejected', (err as Error).message);
-        return;
-      }
-      metrics.writeErrors.inc({ kind: 'retryable' });
-      failures++;
-      const delay = Math.min(config.RETRY_MAX_MS, config.RETRY_MIN_MS * 2 ** Math.min(failures - 1, 16));
-      log.warn({ err, messages: msgs.length, lines: lines.length, delayMs: delay }, 'InfluxDB write failed: nak, will retry');
-      for (const { m } of msgs) m.nak(delay);
-      metrics.messages.inc({ outcome: 'nakked' }, msgs.length);
-      return;
-    }
-    failures = 0;
-    metrics.writeSeconds.observe((performance.now() - started) / 1000);
-    metrics.pointsWritten.inc({ measurement: TELEMETRY_MEASUREMENT }, lines.length);
-    for (const { m } of msgs) m.ack();
-    metrics.messages.inc({ outcome: 'acked' }, msgs.length);
-  };
-
-  const handle = async (batch: JsMsg[]): Promise<void> => {
-    const good: { m: JsMsg; lines: string[] }[] = [];
-    for (const m of batch) {
-      let json: unknown;
-      try {
-        json = JSON.parse(Buffer.from(m.data).toString('utf8'));
-      } catch (err) {
-        await deadLetter(m, 'bad_json', `not valid JSON: ${(err as Error).message}`);
-        continue;
-      }
-      const parsed = TelemetryBatch.safeParse(json);
-      if (!parsed.success) {
-        await deadLetter(m, 'schema', formatZodError(parsed.error));
-        continue;
-      }
-      metrics.events.inc(parsed.data.events.length);
-      good.push({ m, lines: parsed.data.events.map(telemetryLine) });
-    }
-    if (good.length > 0) await writeAndAck(good);
-  };
-
-  const consumer = await js.consumers.get(STREAMS.telemetry, CONSUMERS.processors);
-  const messages = await consumer.consume({ max_messages: config.FETCH_MAX_MESSAGES * 2 });
-  consuming = true;
-  // Messages are queued as they arrive and written by one worker, whatever has gathered up to FETCH_MAX_MESSAGES
-  // at a time: small batches when idle (low latency), large ones under load (few, big InfluxDB writes).
-  const queue: JsMsg[] = [];
-  let worker: Promise<void> | undefined;
-  const work = async (): Promise<void> => {
-    await new Promise((resolve) => setImmediate(resolve)); // let a burst of deliveries gather first
-    while (queue.length > 0) {
-      const batch = queue.splice(0, config.FETCH_MAX_MESSAGES);
-      try {
-        await handle(batch);
-      } catch (err) {
-        // Only dead-lettering can throw here (NATS down): leave the messages to redelivery.
-        log.error({ err }, 'batch handling failed; messages will be redelivered');
-        for (const msg of batch) msg.nak(config.RETRY_MIN_MS);
-      }
-    }
-    worker = undefined;
-  };
-  const loop = (async () => {
-    for await (const m of messages) {
-      queue.push(m);
-      worker ??= work();
-    }
-    await worker;
-    consuming = false;
-  })();
+  await coordinator.start();
 
   let ops: OpsServer;
   try {
-    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && consuming, log });
+    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected(), log });
   } catch (err) {
-    messages.stop();
-    await loop;
+    await coordinator.close();
     await nc.close();
     throw err;
   }
-  log.info({ httpPort: ops.port, influx: config.INFLUX_URL, bucket: config.INFLUX_BUCKET }, 'processor consuming');
+  log.info(
+    { httpPort: ops.port, influx: config.INFLUX_URL, bucket: config.INFLUX_BUCKET, windows: config.WINDOWS.map((w) => w.measurement) },
+    'processor started',
+  );
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      // close() lets the iterator hand out what it already holds, then ends; the loop finishes the batch in hand.
-      await messages.close();
-      await loop;
-      await writer.close();
+      await coordinator.close();
+      await Promise.allSettled([...workers.values()].map((w) => w.stop()));
       await nc.drain();
       await ops.close();
     })());
-  return { httpPort: ops.port, metrics, close, [Symbol.asyncDispose]: close };
+  return { instanceId, httpPort: ops.port, metrics, owned: () => coordinator.owned(), close, [Symbol.asyncDispose]: close };
 }

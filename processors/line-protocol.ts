@@ -28,3 +28,25 @@ export function telemetryLine(e: TelemetryEvent): string {
   }
   return `${TELEMETRY_MEASUREMENT}${tags} ${fieldSet(e.metrics)} ${e.ts}`;
 }
+
+/** Float field value: shortest round-trip form, always parsed back as float (an integer-looking value stays float without `i`). */
+function float(v: number): string {
+  return String(v);
+}
+
+/**
+ * One rollup point (DESIGN.md: `telemetry_1m`/`telemetry_1h`, tags `device`, `metric`, time = window start).
+ * `count` is an integer field, as InfluxQL's COUNT returns; `stddev` is absent below two readings.
+ */
+export function rollupLine(
+  measurement: string,
+  deviceId: string,
+  metric: string,
+  windowStart: number,
+  f: { count: number; sum: number; min: number; max: number; mean: number; last: number; stddev?: number; p50: number; p95: number; p99: number },
+): string {
+  let fields = `count=${f.count}i,sum=${float(f.sum)},min=${float(f.min)},max=${float(f.max)},mean=${float(f.mean)},last=${float(f.last)}`;
+  if (f.stddev !== undefined) fields += `,stddev=${float(f.stddev)}`;
+  fields += `,p50=${float(f.p50)},p95=${float(f.p95)},p99=${float(f.p99)}`;
+  return `${measurement},device=${escape.tag(deviceId)},metric=${escape.tag(metric)} ${fields} ${windowStart}`;
+}

@@ -88,14 +88,23 @@ export async function countPerDevice(influx: InfluxServer, db: string): Promise<
   return new Map(rows(series ?? []).map((r) => [String(r.device), Number(r.count)]));
 }
 
-/** Resolves once the durable consumer has nothing pending and nothing awaiting ack (all stored messages handled). */
+/**
+ * Resolves once the durable consumer has nothing pending and nothing awaiting ack (all stored messages handled).
+ * For a role that consumes by partition (the processors: `processors-p0`, `processors-p1`, ...), `consumer`
+ * names the role and every partition consumer must be idle.
+ */
 export async function waitConsumerIdle(nats: NatsServer, stream: string, consumer: string, timeoutMs = 30_000): Promise<void> {
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await nc.jetstreamManager();
+    const partitioned = new RegExp(`^${consumer}-p\\d+$`);
     await waitFor(
-      () => jsm.consumers.info(stream, consumer),
-      (i) => i.num_pending === 0 && i.num_ack_pending === 0,
+      async () => {
+        const infos = [];
+        for await (const i of jsm.consumers.list(stream)) if (i.name === consumer || partitioned.test(i.name)) infos.push(i);
+        return infos;
+      },
+      (infos) => infos.length > 0 && infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0),
       { timeoutMs, what: `${stream}/${consumer} idle` },
     );
   } finally {

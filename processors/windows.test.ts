@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { PartitionWindows, type WindowEvent } from './windows.ts';
+
+const MIN = 60_000;
+const T0 = Date.UTC(2026, 0, 1, 10, 0, 0);
+const opts = {
+  levels: [
+    { measurement: 'telemetry_1m', sizeMs: MIN },
+    { measurement: 'telemetry_1h', sizeMs: 60 * MIN },
+  ],
+  allowedLatenessMs: 30_000,
+  relativeAccuracy: 0.01,
+};
+
+function ev(deviceId: string, ts: number, value: number, receivedAt = ts): WindowEvent {
+  return { deviceId, ts, receivedAt, metrics: { temperature: value } };
+}
+
+/** Parses rollup lines into {measurement|device|metric|time -> fields}. */
+function parse(lines: string[]): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
+  for (const line of lines) {
+    const [series, fields, time] = line.split(' ');
+    const [m, ...tags] = series!.split(',');
+    const tagMap: Record<string, string> = Object.fromEntries(tags.map((t) => t.split('=') as [string, string]));
+    const f: Record<string, number> = Object.fromEntries(fields!.split(',').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1]!.replace(/i$/, ''))]));
+    out.set(`${m}|${tagMap.device}|${tagMap.metric}|${time}`, f);
+  }
+  return out;
+}
+
+describe('partition windows', () => {
+  it('aggregates a minute of readings per device and metric, time = window start', () => {
+    const w = new PartitionWindows(opts);
+    [20, 22, 21, 25].forEach((v, i) => w.apply(ev('d1', T0 + i * 10_000, v), i + 1));
+    w.apply(ev('d2', T0 + 5_000, 30), 5);
+    const rows = parse(w.takeDirty().lines);
+    const d1 = rows.get(`telemetry_1m|d1|temperature|${T0}`)!;
+    expect(d1).toMatchObject({ count: 4, sum: 88, min: 20, max: 25, mean: 22, last: 25 });
+    expect(d1.stddev).toBeCloseTo(Math.sqrt(14 / 3), 12);
+    expect(rows.get(`telemetry_1h|d1|temperature|${T0}`)).toMatchObject({ count: 4, sum: 88 });
+    expect(rows.get(`telemetry_1m|d2|temperature|${T0}`)).toMatchObject({ count: 1, sum: 30, last: 30 });
+    expect(rows.get(`telemetry_1m|d2|temperature|${T0}`)!.stddev).toBeUndefined();
+  });
+
+  it('counts a duplicate (same device and timestamp) once and keeps the last value, as InfluxDB does', () => {
+    const w = new PartitionWindows(opts);
+    w.apply(ev('d1', T0 + 1000, 10), 1);
+    w.apply(ev('d1', T0 + 2000, 30), 2);
+    w.apply(ev('d1', T0 + 1000, 10), 3); // redelivery, same value
+    let row = parse(w.takeDirty().lines).get(`telemetry_1m|d1|temperature|${T0}`)!;
+    expect(row).toMatchObject({ count: 2, sum: 40, min: 10 });
+    w.apply(ev('d1', T0 + 1000, 20), 4); // a new value at the same time replaces the old one
+    row = parse(w.takeDirty().lines).get(`telemetry_1m|d1|temperature|${T0}`)!;
+    expect(row).toMatchObject({ count: 2, sum: 50, min: 20, max: 30, last: 30 });
+  });
+
+  it('re-emits a window corrected by a late event within the lateness, and reports a later one as too late', () => {
+    const w = new PartitionWindows(opts);
+    w.apply(ev('d1', T0 + 1000, 1), 1);
+    w.apply(ev('d1', T0 + MIN + 10_000, 2), 2); // watermark past the first minute's end
+    const first = w.takeDirty();
+    w.markWritten(first.token);
+    expect(w.dirtyCount).toBe(0);
+    const late = w.apply(ev('d1', T0 + 2000, 5, T0 + MIN + 11_000), 3);
+    expect(late).toEqual({ tooLateFor: [], late: true });
+    expect(parse(w.takeDirty().lines).get(`telemetry_1m|d1|temperature|${T0}`)).toMatchObject({ count: 2, sum: 6 });
+    w.apply(ev('d1', T0 + MIN + 31_000, 3), 4); // watermark = end + lateness: the first minute is final
+    const tooLate = w.apply(ev('d1', T0 + 3000, 7, T0 + MIN + 32_000), 5);
+    expect(tooLate.tooLateFor).toEqual(['telemetry_1m']); // the hour is still open and takes it
+  });
+
+  it('ignores a device clock running ahead of the gateway when advancing the watermark', () => {
+    const w = new PartitionWindows(opts);
+    w.apply(ev('fast', T0 + 3 * MIN, 1, T0), 1);
+    expect(w.watermark).toBe(T0);
+    expect(w.apply(ev('d1', T0 + 1000, 1), 2).tooLateFor).toEqual([]);
+  });
+
+  it('drops only final, written windows, and rebuilds the open ones by replay from its checkpoint', () => {
+    const events: [WindowEvent, number][] = [];
+    let seq = 0;
+    for (let i = 0; i < 200; i++) events.push([ev(`d${i % 3}`, T0 + i * 1500 + (i % 7 === 0 ? -20_000 : 0), (i * 37) % 101), ++seq]);
+    const live = new PartitionWindows(opts);
+    let cp = live.checkpoint();
+    const written = new Map<string, string>();
+    for (const [e, s] of events) {
+      live.apply(e, s);
+      if (s % 25 === 0) {
+        const d = live.takeDirty();
+        for (const l of d.lines) written.set(l.split(' ').slice(0, 1).join() + l.split(' ')[2], l);
+        live.markWritten(d.token);
+        live.purge();
+        cp = live.checkpoint();
+      }
+    }
+    // Crash after the last checkpoint: a new owner replays the stream from it and must end in the same state.
+    const rebuilt = new PartitionWindows(opts, JSON.parse(JSON.stringify(cp)) as typeof cp);
+    for (const [e, s] of events.slice(PartitionWindows.replayFrom(cp) - 1)) rebuilt.apply(e, s);
+    const a = parse(live.takeDirty().lines);
+    const b = parse(rebuilt.takeDirty().lines);
+    for (const [k, v] of a) expect(b.get(k), k).toEqual(v);
+    expect(live.openCount).toBe(rebuilt.openCount);
+    expect(rebuilt.openCount).toBeLessThan(20);
+  });
+});
+
+describe('partition windows and redeliveries', () => {
+  it('tells which metrics of a redelivered reading a newer one replaced, and keeps windows with unacked messages', () => {
+    const w = new PartitionWindows(opts);
+    const old = { deviceId: 'd1', ts: T0 + 1000, receivedAt: T0 + 1000, metrics: { temperature: 10, humidity: 40 } };
+    w.apply(old, 1);
+    w.apply({ ...old, metrics: { temperature: 11 } }, 2);
+    expect(w.notSuperseded(old)).toEqual({ humidity: 40 });
+    expect(w.notSuperseded({ ...old, metrics: { temperature: 10 } })).toBeUndefined();
+    expect(w.notSuperseded({ ...old, deviceId: 'other' })).toEqual(old.metrics);
+    // The minute is final and written, but message 2 is not acked yet: it stays for redeliveries to consult.
+    w.apply(ev('d1', T0 + 5 * MIN, 1), 3);
+    w.markWritten(w.takeDirty().token);
+    expect(w.purge(1)).toBe(0);
+    expect(w.purge(3)).toBe(1);
+  });
+});

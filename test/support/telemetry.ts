@@ -1,0 +1,219 @@
+/**
+ * Test support for the processors: simulated telemetry published straight into JetStream (as the gateway
+ * would: TelemetryBatch messages per partition, deterministic ids), and the exactness oracle that compares
+ * the rollups with what InfluxQL computes over the raw points.
+ */
+import { connect, type JetStreamClient, type NatsConnection } from 'nats';
+import { eventId, batchMsgId } from '../../core/ids.ts';
+import { ensureStreams } from '../../core/nats.ts';
+import type { TelemetryBatch, TelemetryEvent } from '../../core/schemas.ts';
+import { DEFAULT_PARTITIONS, partitionOf, subjects } from '../../core/subjects.ts';
+import { influxql, rows } from '../../devstack/influxql.ts';
+
+/** A small seeded PRNG (mulberry32), so a failing run can be reproduced. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function makeEvent(deviceId: string, ts: number, metrics: Record<string, number>, receivedAt = ts, seq?: number): TelemetryEvent {
+  return { v: 1, id: eventId(deviceId, seq, ts, metrics), deviceId, ts, receivedAt, metrics };
+}
+
+export interface SimulatedRun {
+  /** Events in publish order (out of order, duplicated, late). */
+  events: TelemetryEvent[];
+  /** Distinct readings (device, ts) per device. */
+  distinctPerDevice: Map<string, number>;
+  from: number;
+  to: number;
+}
+
+/**
+ * A fleet over `minutes` minutes of event time starting at `from`: each device reads every `stepMs`
+ * (with jitter), with metrics `temperature` (any float), `humidity` (multiples of 1/8, so every partial sum
+ * is exact and InfluxQL's plain sum must equal ours bit for bit) and `pressure` (only every other reading).
+ * Disorder: readings are published shuffled within `disorderMs`; `lateEvery`-th readings are held back and
+ * published after their minute ended (within `lateByMs`); `dupEvery`-th readings are published again
+ * later, identical; a few are re-sent with a new value at the same timestamp (InfluxDB keeps the last).
+ */
+export function simulateRun(opts: {
+  devices: string[];
+  from: number;
+  minutes: number;
+  stepMs: number;
+  seed: number;
+  disorderMs?: number;
+  lateEvery?: number;
+  lateByMs?: number;
+  dupEvery?: number;
+  correctEvery?: number;
+}): SimulatedRun {
+  const rand = rng(opts.seed);
+  const to = opts.from + opts.minutes * 60_000;
+  const timed: { at: number; e: TelemetryEvent }[] = [];
+  const distinct = new Map<string, Set<number>>();
+  let n = 0;
+  for (const d of opts.devices) {
+    const seen = new Set<number>();
+    distinct.set(d, seen);
+    for (let t = opts.from + Math.floor(rand() * opts.stepMs); t < to; t += opts.stepMs + Math.floor(rand() * 200) - 100) {
+      if (seen.has(t)) continue;
+      seen.add(t);
+      n++;
+      const metrics: Record<string, number> = {
+        temperature: 15 + rand() * 15 + Math.sin(t / 1e5),
+        humidity: Math.round((30 + rand() * 40) * 8) / 8,
+      };
+      if (n % 2 === 0) metrics.pressure = 990 + rand() * 40;
+      const e = makeEvent(d, t, metrics);
+      let at = t + Math.floor(rand() * (opts.disorderMs ?? 0));
+      if (opts.lateEvery && n % opts.lateEvery === 0) at = Math.ceil((t + 1) / 60_000) * 60_000 + Math.floor(rand() * (opts.lateByMs ?? 10_000));
+      timed.push({ at, e: { ...e, receivedAt: at } });
+      if (opts.dupEvery && n % opts.dupEvery === 0) timed.push({ at: at + Math.floor(rand() * 20_000), e: { ...e, receivedAt: at } });
+      if (opts.correctEvery && n % opts.correctEvery === 0) {
+        const corrected = { ...metrics, temperature: metrics.temperature! + 1.5 };
+        timed.push({ at: at + 1 + Math.floor(rand() * 5_000), e: makeEvent(d, t, corrected, at) });
+      }
+    }
+  }
+  timed.sort((a, b) => a.at - b.at);
+  return {
+    events: timed.map((x) => x.e),
+    distinctPerDevice: new Map([...distinct].map(([d, s]) => [d, s.size])),
+    from: opts.from,
+    to,
+  };
+}
+
+export interface Publisher {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  /** Publishes events in order, as the gateway would: per-partition batches of at most `batchSize`. */
+  publish(events: readonly TelemetryEvent[], batchSize?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function connectPublisher(natsUrl: string, partitions = DEFAULT_PARTITIONS): Promise<Publisher> {
+  const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
+  const jsm = await nc.jetstreamManager();
+  await ensureStreams(jsm, { telemetryMaxAgeMs: 7 * 24 * 3600_000, otherMaxAgeMs: 7 * 24 * 3600_000 });
+  const js = nc.jetstream();
+  return {
+    nc,
+    js,
+    async publish(events, batchSize = 50) {
+      // Keep the global order within each partition: flush a partition's batch when it is full.
+      const pending = new Map<number, TelemetryEvent[]>();
+      const acks: Promise<unknown>[] = [];
+      const flush = (p: number): void => {
+        const evs = pending.get(p);
+        if (!evs || evs.length === 0) return;
+        pending.delete(p);
+        const batch: TelemetryBatch = { v: 1, partition: p, events: evs };
+        acks.push(js.publish(subjects.telemetry(p), JSON.stringify(batch), { msgID: batchMsgId(evs.map((e) => e.id)) }));
+      };
+      for (const e of events) {
+        const p = partitionOf(e.deviceId, partitions);
+        let list = pending.get(p);
+        if (!list) pending.set(p, (list = []));
+        list.push(e);
+        if (list.length >= batchSize) flush(p);
+        if (acks.length >= 256) await Promise.all(acks.splice(0));
+      }
+      for (const p of [...pending.keys()]) flush(p);
+      await Promise.all(acks);
+    },
+    close: () => nc.close(),
+  };
+}
+
+/** A derived metric for the tests: dew point (Magnus formula) from temperature and humidity. */
+export const DEW_POINT = JSON.stringify([
+  {
+    name: 'dew_point',
+    formula:
+      '243.12 * (ln(humidity / 100) + 17.62 * temperature / (243.12 + temperature)) / (17.62 - (ln(humidity / 100) + 17.62 * temperature / (243.12 + temperature)))',
+  },
+]);
+
+const STATS = ['count', 'sum', 'min', 'max', 'mean', 'last', 'stddev'] as const;
+
+export interface OracleReport {
+  /** Windows compared (device x metric x window with at least one raw point). */
+  compared: number;
+  mismatches: string[];
+}
+
+function close(a: unknown, b: unknown, rel: number): boolean {
+  if (a === null || a === undefined || b === null || b === undefined) return a === b || (a ?? null) === (b ?? null);
+  const x = Number(a);
+  const y = Number(b);
+  if (x === y) return true;
+  return Math.abs(x - y) <= rel * Math.max(Math.abs(x), Math.abs(y), 1e-300);
+}
+
+/**
+ * The exactness oracle (issue 4): for every device, metric and window of `interval` in [from, to), the
+ * rollup equals InfluxQL over the raw points: count and sum exactly (`exactSumMetrics`; the others' sums to
+ * 1e-12 relative, since InfluxQL adds in time order and rounds each step while we round once), min, max and
+ * last exactly, mean to 1e-12, stddev to 1e-9 relative (or 1e-9 absolute near zero).
+ */
+export async function compareRollups(
+  url: string,
+  db: string,
+  opts: { metrics: string[]; from: number; to: number; interval?: '1m' | '1h'; exactSumMetrics?: string[] },
+): Promise<OracleReport> {
+  const interval = opts.interval ?? '1m';
+  const measurement = `telemetry_${interval}`;
+  const range = `time >= ${opts.from}ms AND time < ${opts.to}ms`;
+  const mismatches: string[] = [];
+  let compared = 0;
+  for (const metric of opts.metrics) {
+    const f = `"${metric}"`;
+    const [raw] = await influxql(
+      { url, db },
+      `SELECT count(${f}) AS count, sum(${f}) AS sum, min(${f}) AS min, max(${f}) AS max, mean(${f}) AS mean, last(${f}) AS last, stddev(${f}) AS stddev FROM telemetry WHERE ${range} GROUP BY time(${interval}), device fill(none)`,
+    );
+    const [roll] = await influxql({ url, db }, `SELECT ${STATS.join(', ')} FROM ${measurement} WHERE metric = '${metric}' AND ${range} GROUP BY device`);
+    const expected = new Map(rows(raw ?? []).map((r) => [`${String(r.device)}@${String(r.time)}`, r]));
+    const actual = new Map(rows(roll ?? []).map((r) => [`${String(r.device)}@${String(r.time)}`, r]));
+    for (const [key, want] of expected) {
+      compared++;
+      const got = actual.get(key);
+      if (!got) {
+        mismatches.push(`${measurement} ${metric} ${key}: missing (raw count ${String(want.count)})`);
+        continue;
+      }
+      const exactSum = opts.exactSumMetrics?.includes(metric) ?? false;
+      const tolerance: Record<(typeof STATS)[number], number> = { count: 0, sum: exactSum ? 0 : 1e-12, min: 0, max: 0, mean: 1e-12, last: 0, stddev: 1e-9 };
+      for (const s of STATS) {
+        const ok =
+          s === 'stddev' && want[s] != null && got[s] != null
+            ? Math.abs(Number(want[s]) - Number(got[s])) <= 1e-9 * Math.max(1, Math.abs(Number(want[s])))
+            : close(want[s], got[s], tolerance[s]);
+        if (!ok) mismatches.push(`${measurement} ${metric} ${key} ${s}: rollup ${String(got[s])} != raw ${String(want[s])}`);
+      }
+    }
+    for (const key of actual.keys()) if (!expected.has(key)) mismatches.push(`${measurement} ${metric} ${key}: rollup without raw points`);
+  }
+  return { compared, mismatches };
+}
+
+/** Raw points per device (distinct (device, ts), as InfluxDB stores them). */
+export async function rawCountPerDevice(url: string, db: string, field = 'humidity'): Promise<Map<string, number>> {
+  const [series] = await influxql({ url, db }, `SELECT count("${field}") FROM telemetry GROUP BY device`);
+  return new Map(rows(series ?? []).map((r) => [String(r.device), Number(r.count)]));
+}
+
+/** All rollup rows of a measurement, for before/after comparisons. */
+export async function rollupSnapshot(url: string, db: string, measurement: string): Promise<Map<string, Record<string, unknown>>> {
+  const [series] = await influxql({ url, db }, `SELECT * FROM ${measurement} GROUP BY device, metric`);
+  return new Map(rows(series ?? []).map((r) => [`${String(r.device)}|${String(r.metric)}|${String(r.time)}`, r]));
+}
