@@ -31,6 +31,16 @@ export const CONSUMERS = {
   alertHistory: 'alert-history',
 } as const;
 
+/** The processors' durable consumer of one partition (one per partition: see processors/partition-worker.ts). */
+export function partitionConsumerName(partition: number): string {
+  return `${CONSUMERS.processors}-p${partition}`;
+}
+
+/** True for the name of a processors partition consumer. */
+export function isPartitionConsumer(name: string): boolean {
+  return /^processors-p\d+$/.test(name);
+}
+
 /** FNV-1a, 32 bit, over the UTF-16 code units of the id (ids are ASCII by contract). */
 export function fnv1a32(text: string): number {
   let hash = 0x811c9dc5;

@@ -1,18 +1,16 @@
 /**
  * Every panel query of every provisioned dashboard, run the way Grafana would run it, against real servers
  * after a simulated run:
- * - InfluxQL panels against a real influxd. Raw `telemetry` comes through the real pipeline (MQTT -> gateway ->
- *   JetStream -> processors -> InfluxDB). `telemetry_1m`/`telemetry_1h` (issue 4) have no producer on main yet, so
- *   this test writes points shaped exactly as DESIGN.md's InfluxDB contract says, computed from the readings it
- *   sent. `alerts` (issue 5) likewise, until alerting is on the branch: then the real alerting service and webhook
- *   dispatcher run as processes (configured by env, as in the image), evaluate the same readings, deliver to a
- *   local receiver and write the history themselves.
- * - PromQL panels against a real Prometheus scraping the real services on loopback. Metrics whose producer is not
- *   on the branch yet are listed in PENDING_METRICS; their queries are still run (Prometheus rejects bad PromQL).
+ * - InfluxQL panels against a real influxd. Everything comes from the real producers: raw `telemetry` and the
+ *   `telemetry_1m`/`telemetry_1h` rollups through the pipeline (MQTT -> gateway -> JetStream -> processors ->
+ *   InfluxDB); `alerts` from the real alerting service and webhook dispatcher, run as processes (configured by env,
+ *   as in the image), which evaluate the same readings, deliver to a local receiver and write the history.
+ * - PromQL panels against a real Prometheus scraping the real services on loopback; every metric a query names
+ *   must be exposed by a running service.
  *
  * It prints (and writes to .data/dashboard-panels.md) each panel's query and the series and points it returned.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -33,36 +31,11 @@ import { DashboardJson, interpolate, intervalMs, panelQueries, promqlMetricNames
 const root = join(import.meta.dirname, '..');
 const dashboards = Object.keys(DASHBOARDS).map((f) => DashboardJson.parse(JSON.parse(readFileSync(join(root, DASHBOARD_DIR, f), 'utf8'))));
 
-/**
- * Metrics whose producer is not on the branch yet, with a file that lands with it. While that file is absent the
- * metric may be missing (its query still runs); once it exists the metric must be exposed and return data, so
- * this list cannot hide a regression after the producer lands.
- */
-const PENDING_METRICS: { match: RegExp; producer: string; landsWith: string }[] = [
-  { match: /^iot_alerting_/, producer: 'alerting (issue 5)', landsWith: 'alerting/main.ts' },
-  { match: /^iot_webhook_/, producer: 'the webhook dispatcher (issue 5)', landsWith: 'alerting/webhooks/main.ts' },
-  {
-    match: /^iot_gateway_(auth_total|device_status_total|inflight_publishes|waiting_publishes)$/,
-    producer: 'the gateway with device identity, status and backpressure (issue 3)',
-    landsWith: 'gateway/status.ts',
-  },
-  {
-    match: /^iot_processor_(consumer_pending|late_events_total|partitions_owned)$/,
-    producer: 'processors with partitions and rollups (issue 4)',
-    landsWith: 'processors/partition-worker.ts',
-  },
-];
-const pendingProducer = (metric: string) => PENDING_METRICS.find((p) => p.match.test(metric) && !existsSync(join(root, p.landsWith)));
-
-/** Alerting and its webhook dispatcher run here (as processes) as soon as their code is on the branch. */
-const ALERTING_ON_BRANCH = existsSync(join(root, 'alerting/main.ts')) && existsSync(join(root, 'alerting/webhooks/main.ts'));
-
 const SCRAPE_MS = 1000;
 const MIN = 60_000;
 const READING_EVERY_MS = 30_000;
 const HISTORY_MS = 120 * MIN;
 const SILENT_FOR_MS = 20 * MIN;
-const METRICS = ['temperature', 'humidity'] as const;
 
 interface Reading {
   device: string;
@@ -105,69 +78,6 @@ function readingsFor(devicesList: string[], end: number): Reading[] {
     }
   });
   return out;
-}
-
-/** Nearest-rank percentile. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** `telemetry_1m`/`telemetry_1h` points per DESIGN.md (tags device, metric; time = window start), closed windows only. */
-function rollupLines(readings: Reading[], measurement: string, windowMs: number, end: number): string[] {
-  const windows = new Map<string, { device: string; metric: string; start: number; values: number[] }>();
-  for (const r of readings)
-    for (const metric of METRICS) {
-      const start = Math.floor(r.ts / windowMs) * windowMs;
-      if (start + windowMs > end) continue;
-      const key = `${r.device}\0${metric}\0${start}`;
-      const w = windows.get(key) ?? { device: r.device, metric, start, values: [] };
-      w.values.push(r.metrics[metric]!);
-      windows.set(key, w);
-    }
-  return [...windows.values()].map((w) => {
-    const sorted = [...w.values].sort((a, b) => a - b);
-    const sum = w.values.reduce((a, b) => a + b, 0);
-    const fields = {
-      min: sorted[0]!,
-      max: sorted.at(-1)!,
-      mean: sum / w.values.length,
-      count: `${w.values.length}i`,
-      sum,
-      last: w.values.at(-1)!,
-      p50: percentile(sorted, 50),
-      p95: percentile(sorted, 95),
-      p99: percentile(sorted, 99),
-    };
-    const fieldText = Object.entries(fields)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    return `${measurement},device=${w.device},metric=${w.metric} ${fieldText} ${w.start}`;
-  });
-}
-
-/** `alerts` points per DESIGN.md (tags rule, device, severity, state; fields value, threshold, message). */
-function alertLines(devicesList: string[], end: number): string[] {
-  const [a, b, c, d] = devicesList as [string, string, string, string];
-  const t = (minutesAgo: number): number => end - minutesAgo * MIN;
-  const transitions: [string, string, string, string, number | undefined, number | undefined, number][] = [
-    ['hot', a, 'critical', 'firing', 31.2, 30, t(90)],
-    ['hot', a, 'critical', 'resolved', 27.5, 30, t(60)],
-    ['hot', a, 'critical', 'firing', 30.8, 30, t(10)],
-    ['humid', b, 'warning', 'firing', 56, 55, t(30)],
-    ['hot', c, 'critical', 'firing', 30.1, 30, t(100)],
-    ['hot', c, 'critical', 'resolved', 28, 30, t(95)],
-    // Silence alerts carry no value or threshold (alerting/webhooks/history.ts writes only what a transition has).
-    ['quiet', d, 'warning', 'firing', undefined, undefined, t(15)],
-  ];
-  return transitions.map(([rule, device, severity, state, value, threshold, time]) => {
-    const numbers = value === undefined ? '' : `value=${value},threshold=${threshold},`;
-    return `alerts,device=${device},rule=${rule},severity=${severity},state=${state} ${numbers}message="${rule} on ${device}" ${time}`;
-  });
-}
-
-async function writeLines(lines: string[]): Promise<void> {
-  const res = await fetch(`${influx.directUrl}/write?db=${db}&precision=ms`, { method: 'POST', body: lines.join('\n') });
-  if (res.status !== 204) throw new Error(`write failed: ${res.status} ${await res.text()}`);
 }
 
 async function countRawPoints(): Promise<number> {
@@ -230,7 +140,7 @@ beforeAll(async () => {
     { job: 'gateway', targets: [`127.0.0.1:${gateway.httpPort}`] },
     { job: 'processors', targets: [`127.0.0.1:${processor.httpPort}`] },
   ];
-  if (ALERTING_ON_BRANCH) {
+  {
     // A webhook receiver that accepts everything: the dispatcher's delivery metrics need deliveries.
     receiver = createServer((req, res) => {
       req.resume();
@@ -320,8 +230,21 @@ beforeAll(async () => {
   } finally {
     await Promise.allSettled(clients.map((c) => c.endAsync()));
   }
-  await writeLines([...rollupLines(readings, 'telemetry_1m', MIN, now), ...rollupLines(readings, 'telemetry_1h', 60 * MIN, now)]);
-  if (ALERTING_ON_BRANCH) {
+  // The processors' rollups of every device (written whenever a window changes).
+  for (const measurement of ['telemetry_1m', 'telemetry_1h']) {
+    await waitFor(
+      async () => {
+        const [series] = await influxql(
+          { url: influx.url, db },
+          `SELECT count("count") FROM "${measurement}" WHERE "metric" = 'temperature' GROUP BY "device"`,
+        );
+        return series?.length ?? 0;
+      },
+      (n) => n === devices.length,
+      { what: `${measurement} rollups of every device`, timeoutMs: 60_000 },
+    );
+  }
+  {
     // The real producers: alerts fired from the readings, delivered to the receiver and written as history.
     await waitFor(
       async () => {
@@ -331,8 +254,6 @@ beforeAll(async () => {
       (n) => n > 0,
       { what: 'alert history written and a webhook delivered', timeoutMs: 60_000 },
     );
-  } else {
-    await writeLines(alertLines(devices, now));
   }
   const ports = [gateway.httpPort, processor.httpPort, ...children.map((c) => c.httpPort)];
   exposedMetricNames = new Set(['up', ...(await Promise.all(ports.map(metricNames))).flat()]);
@@ -428,13 +349,12 @@ for (const d of dashboards) {
       } else {
         it(`PromQL: ${name}`, async () => {
           const names = promqlMetricNames(q.text);
-          const pending = names.filter((n) => !exposedMetricNames.has(n)).map(pendingProducer);
+          const missing = names.filter((n) => !exposedMetricNames.has(n));
           const to = Date.now();
           const ctx: QueryContext = { from: promFrom, to, minIntervalMs: SCRAPE_MS, scrapeIntervalMs: SCRAPE_MS };
           const expr = interpolate(q.text, 'promql', ctx);
           const result = q.instant ? await prometheus.query(expr, to) : await prometheus.queryRange(expr, promFrom, to, intervalMs(ctx) / 1000);
           const points = result.reduce((n, s) => n + (s.values?.length ?? (s.value ? 1 : 0)), 0);
-          const waiting = pending.filter((p) => p !== undefined);
           report.push({
             dashboard: d.title,
             panel: q.panel,
@@ -443,14 +363,8 @@ for (const d of dashboards) {
             query: q.text,
             series: result.length,
             points,
-            ...(waiting.length ? { note: `valid; no data until ${waiting[0]!.producer} exposes it` } : {}),
           });
-          if (waiting.length > 0 && waiting.length === pending.length) {
-            // The query parsed and ran (Prometheus rejects invalid PromQL); its producer is not on the branch yet.
-            expect(result).toEqual([]);
-            return;
-          }
-          expect(pending, `metrics not exposed by any service: ${names.join(', ')}`).toEqual([]);
+          expect(missing, `metrics not exposed by any service: ${names.join(', ')}`).toEqual([]);
           expect(points, `${q.panel}: ${expr}`).toBeGreaterThan(0);
         });
       }
@@ -474,20 +388,10 @@ describe('what the fleet dashboards say about the simulated run', () => {
     expect(series!.map((s) => s.tags?.device).sort()).toEqual(devices);
   });
 
-  it.skipIf(ALERTING_ON_BRANCH)('shows three alerts firing now, one critical and two warnings, including a silence alert with no value', async () => {
-    expect(scalar((await runInflux(alertsDash(), query(alertsDash(), 'Firing now')))[0]!)).toBe(3);
-    const [bySeverity] = await runInflux(alertsDash(), query(alertsDash(), 'Firing now by severity'));
-    expect(Object.fromEntries(bySeverity!.map((s) => [s.tags?.severity, s.values?.[0]?.[1]]))).toEqual({ critical: 1, warning: 2 });
-  });
-
-  it.runIf(ALERTING_ON_BRANCH)('shows as firing now exactly the alerts whose latest transition in the history is firing', async () => {
+  it('shows as firing now exactly the alerts whose latest transition in the history is firing', async () => {
     const [latest] = await influxql({ url: influx.url, db }, `SELECT last("message"), "state" FROM "alerts" GROUP BY "rule", "device"`);
     const firing = (latest ?? []).filter((s) => s.values?.[0]?.[2] === 'firing').length;
     expect(firing).toBeGreaterThan(0);
     expect(scalar((await runInflux(alertsDash(), query(alertsDash(), 'Firing now')))[0]!)).toBe(firing);
-  });
-
-  it('keeps the pending list honest: a metric some running service exposes is never treated as pending', () => {
-    for (const name of exposedMetricNames) expect(pendingProducer(name), name).toBeUndefined();
   });
 });

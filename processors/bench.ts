@@ -19,7 +19,7 @@ import { connectPublisher, makeEvent } from '../test/support/telemetry.ts';
 import type { TelemetryEvent } from '../core/schemas.ts';
 import { STREAMS } from '../core/subjects.ts';
 import { LEASE_BUCKET } from './leases.ts';
-import { partitionConsumerName } from './partition-worker.ts';
+import { partitionConsumerName } from '../core/subjects.ts';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 300_000);
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 1000);

@@ -13,7 +13,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, 
 import { publishDeadLetter } from '../core/deadletter.ts';
 import type { Logger } from '../core/logger.ts';
 import { TelemetryBatch, type TelemetryEvent } from '../core/schemas.ts';
-import { CONSUMERS, STREAMS, subjects } from '../core/subjects.ts';
+import { partitionConsumerName, STREAMS, subjects } from '../core/subjects.ts';
 import { formatZodError } from '../core/validation.ts';
 import type { ProcessorConfig } from './config.ts';
 import { applyDerived, type DerivedMetric } from './derived.ts';
@@ -23,10 +23,6 @@ import type { ProcessorMetrics } from './metrics.ts';
 import { PartitionWindows, type Checkpoint, type WindowOptions } from './windows.ts';
 
 const NS_PER_MS = 1_000_000;
-
-export function partitionConsumerName(partition: number): string {
-  return `${CONSUMERS.processors}-p${partition}`;
-}
 
 export function checkpointKey(partition: number): string {
   return `p${partition}`;

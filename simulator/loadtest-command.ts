@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { connect } from 'nats';
 import { z } from 'zod';
 import { PipelineError } from '../core/errors.ts';
-import { CONSUMERS, STREAMS } from '../core/subjects.ts';
+import { isPartitionConsumer, STREAMS } from '../core/subjects.ts';
 import type { CliIo } from './cli.ts';
 import { startLocalStack, stackVersions, type LocalStack } from './local-stack.ts';
 import { formatStepTable, runLoadtest, type LoadtestResult } from './loadtest.ts';
@@ -42,9 +42,11 @@ export async function jetStreamBacklog(natsUrl: string): Promise<{ read: () => P
   const nc = await connect({ servers: natsUrl });
   const jsm = await nc.jetstreamManager();
   return {
+    // The processors consume each partition with its own durable consumer: the backlog is their sum.
     read: async () => {
-      const i = await jsm.consumers.info(STREAMS.telemetry, CONSUMERS.processors);
-      return i.num_pending + i.num_ack_pending;
+      let backlog = 0;
+      for await (const i of jsm.consumers.list(STREAMS.telemetry)) if (isPartitionConsumer(i.name)) backlog += i.num_pending + i.num_ack_pending;
+      return backlog;
     },
     close: () => nc.close(),
   };

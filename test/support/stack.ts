@@ -15,6 +15,7 @@ import { createGateway, type Gateway } from '../../gateway/app.ts';
 import { GatewayConfig } from '../../gateway/config.ts';
 import { createProcessor, type Processor } from '../../processors/app.ts';
 import { ProcessorConfig } from '../../processors/config.ts';
+import { CONSUMERS, isPartitionConsumer } from '../../core/subjects.ts';
 import { waitFor } from './wait.ts';
 
 export const testLog = createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent');
@@ -97,11 +98,11 @@ export async function waitConsumerIdle(nats: NatsServer, stream: string, consume
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await nc.jetstreamManager();
-    const partitioned = new RegExp(`^${consumer}-p\\d+$`);
     await waitFor(
       async () => {
         const infos = [];
-        for await (const i of jsm.consumers.list(stream)) if (i.name === consumer || partitioned.test(i.name)) infos.push(i);
+        for await (const i of jsm.consumers.list(stream))
+          if (i.name === consumer || (consumer === CONSUMERS.processors && isPartitionConsumer(i.name))) infos.push(i);
         return infos;
       },
       (infos) => infos.length > 0 && infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0),
