@@ -9,18 +9,10 @@ import { ensureStreams } from '../../core/nats.ts';
 import type { TelemetryBatch, TelemetryEvent } from '../../core/schemas.ts';
 import { DEFAULT_PARTITIONS, partitionOf, subjects } from '../../core/subjects.ts';
 import { influxql, rows } from '../../devstack/influxql.ts';
+import { prng } from '../../simulator/signals.ts';
 
-/** A small seeded PRNG (mulberry32), so a failing run can be reproduced. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulator's seeded PRNG (mulberry32), so a failing run can be reproduced. */
+export const rng = prng;
 
 export function makeEvent(deviceId: string, ts: number, metrics: Record<string, number>, receivedAt = ts, seq?: number): TelemetryEvent {
   return { v: 1, id: eventId(deviceId, seq, ts, metrics), deviceId, ts, receivedAt, metrics };
