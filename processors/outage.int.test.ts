@@ -2,10 +2,10 @@
  * InfluxDB outage under load (issue 4): writes fail, messages are nakked and wait in the stream, and after
  * InfluxDB returns every raw point and every window is there.
  *
- * The issue asks for an outage longer than 3 minutes. That alone would take a third of the suite's time
- * budget, so the always-on test holds InfluxDB down for OUTAGE_MS (default 8 s: long past the point where
- * naks back off to RETRY_MAX_MS, so the retry path is the same as in a long outage), and
- * `PROCESSORS_LONG_OUTAGE=1 npx vitest run processors/outage.int.test.ts` runs it with 200 s.
+ * The issue asks for an outage longer than 3 minutes: CI (`CI=true`, as .ci/run sets it) and
+ * `PROCESSORS_LONG_OUTAGE=1` hold InfluxDB down for 190 s; a local `npm test` uses OUTAGE_MS = 8 s (long past the
+ * point where naks back off to RETRY_MAX_MS, so the retry path is the same as in a long outage) to stay quick.
+ * The other test files run meanwhile on the second worker, so the long outage adds little to the suite's time.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InfluxServer } from '../devstack/influxd.ts';
@@ -13,8 +13,8 @@ import { startInfluxServer, startNatsServer, startProcessor, uniqueName } from '
 import { compareRollups, connectPublisher, rawCountPerDevice, simulateRun } from '../test/support/telemetry.ts';
 import { waitFor } from '../test/support/wait.ts';
 
-const LONG = process.env.PROCESSORS_LONG_OUTAGE === '1';
-const OUTAGE_MS = LONG ? 200_000 : 8_000;
+const LONG = process.env.PROCESSORS_LONG_OUTAGE === '1' || process.env.CI === 'true';
+const OUTAGE_MS = LONG ? 190_000 : 8_000;
 const METRICS = ['temperature', 'humidity', 'pressure'];
 const HOUR = 3_600_000;
 
