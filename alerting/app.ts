@@ -27,7 +27,8 @@ import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { connectNats, ensureStreams } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
-import { type AlertTransition, DeviceStatusEvent, TelemetryBatch } from '../core/schemas.ts';
+import { type AlertTransition, DeviceStatusEvent } from '../core/schemas.ts';
+import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
 import { CONSUMERS, STREAMS, subjects } from '../core/subjects.ts';
 import { formatZodError } from '../core/validation.ts';
 import { startAlertApi, type AlertApi } from './api.ts';
@@ -202,21 +203,21 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   const handle = async (stream: string, batch: JsMsg[]): Promise<void> => {
     const good: JsMsg[] = [];
     for (const m of batch) {
-      let json: unknown;
-      try {
-        json = JSON.parse(Buffer.from(m.data).toString('utf8'));
-      } catch (err) {
-        await deadLetter(m, stream, 'bad_json', `not valid JSON: ${(err as Error).message}`);
-        continue;
-      }
       if (stream === STREAMS.telemetry) {
-        const parsed = TelemetryBatch.safeParse(json);
-        if (!parsed.success) {
-          await deadLetter(m, stream, 'schema', formatZodError(parsed.error));
+        const decoded = decodeTelemetryBatch(m.data);
+        if (!('batch' in decoded)) {
+          await deadLetter(m, stream, decoded.code, decoded.reason);
           continue;
         }
-        for (const e of parsed.data.events) engine.onTelemetry(e);
+        for (const e of decoded.batch.events) engine.onTelemetry(e);
       } else {
+        let json: unknown;
+        try {
+          json = JSON.parse(Buffer.from(m.data).toString('utf8'));
+        } catch (err) {
+          await deadLetter(m, stream, 'bad_json', `not valid JSON: ${(err as Error).message}`);
+          continue;
+        }
         const parsed = DeviceStatusEvent.safeParse(json);
         if (!parsed.success) {
           await deadLetter(m, stream, 'schema', formatZodError(parsed.error));

@@ -31,7 +31,7 @@ function owner(url: string): string {
 const args = process.argv.slice(2);
 const topIdx = args.indexOf('--top');
 const top = topIdx >= 0 ? Number(args[topIdx + 1]) : 25;
-const files = args.filter((a, i) => !a.startsWith('--') && i !== topIdx + 1);
+const files = args.filter((a, i) => !a.startsWith('--') && (topIdx < 0 || i !== topIdx + 1));
 for (const file of files) {
   const prof = Profile.parse(JSON.parse(await readFile(file, 'utf8')));
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));

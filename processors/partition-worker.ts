@@ -12,9 +12,9 @@
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type KV } from 'nats';
 import { publishDeadLetter } from '../core/deadletter.ts';
 import type { Logger } from '../core/logger.ts';
-import { TelemetryBatch, type TelemetryEvent } from '../core/schemas.ts';
+import type { TelemetryEvent } from '../core/schemas.ts';
 import { partitionConsumerName, STREAMS, subjects } from '../core/subjects.ts';
-import { formatZodError } from '../core/validation.ts';
+import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
 import type { ProcessorConfig } from './config.ts';
 import { applyDerived, type DerivedMetric } from './derived.ts';
 import { InfluxWriter, isPermanentWriteError } from './influx-writer.ts';
@@ -54,17 +54,8 @@ export async function ensurePartitionConsumer(jsm: JetStreamManager, partition: 
 }
 
 /** Parses a stream message; the reason when it is not a telemetry batch. */
-export function parseBatch(data: Uint8Array): { batch: TelemetryBatch } | { code: string; reason: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(data).toString('utf8'));
-  } catch (err) {
-    return { code: 'bad_json', reason: `not valid JSON: ${(err as Error).message}` };
-  }
-  const parsed = TelemetryBatch.safeParse(json);
-  if (!parsed.success) return { code: 'schema', reason: formatZodError(parsed.error) };
-  return { batch: parsed.data };
-}
+/** JSON bytes -> TelemetryBatch, or a dead-letter code and reason (core/telemetry-codec.ts). */
+export const parseBatch = decodeTelemetryBatch;
 
 export interface PartitionWorkerDeps {
   partition: number;

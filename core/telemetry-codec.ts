@@ -1,0 +1,65 @@
+/**
+ * Decoding `TelemetryBatch` messages on the consumers' hot path (processors, alerting).
+ *
+ * Profiles at 12k msg/s showed zod's generic object walk at 12% of the processors' CPU and 24% of alerting's.
+ * `isPlainTelemetryBatch` checks the common shape directly; it is only a fast path and must be sound: when it
+ * says yes, `TelemetryBatch.parse` would return an equal object (a test checks this on a corpus). Anything it
+ * is unsure about (extra keys, odd numbers, missing fields) goes through zod, which decides and names the field.
+ */
+import { DEVICE_ID_PATTERN, TelemetryBatch } from './schemas.ts';
+import { formatZodError } from './validation.ts';
+
+const EVENT_KEYS = new Set(['v', 'id', 'deviceId', 'ts', 'receivedAt', 'metrics', 'units', 'tags']);
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function isStringRecord(x: unknown): boolean {
+  if (!isObject(x) || Object.hasOwn(x, '__proto__')) return false;
+  for (const k in x) if (typeof x[k] !== 'string') return false;
+  return true;
+}
+
+function isEvent(e: unknown): boolean {
+  if (!isObject(e)) return false;
+  for (const k in e) if (!EVENT_KEYS.has(k)) return false; // zod would strip it: let zod build the output
+  if (e.v !== 1 || typeof e.id !== 'string' || e.id.length === 0) return false;
+  if (typeof e.deviceId !== 'string' || !DEVICE_ID_PATTERN.test(e.deviceId)) return false;
+  if (!Number.isSafeInteger(e.ts) || !Number.isSafeInteger(e.receivedAt)) return false;
+  const m = e.metrics;
+  if (!isObject(m) || Object.hasOwn(m, '__proto__')) return false;
+  for (const k in m) {
+    const v = m[k];
+    if (typeof v !== 'number' || !Number.isFinite(v)) return false;
+  }
+  if (e.units !== undefined && !isStringRecord(e.units)) return false;
+  if (e.tags !== undefined && !isStringRecord(e.tags)) return false;
+  return true;
+}
+
+/** True only for values `TelemetryBatch.parse` accepts unchanged (see the module comment). */
+export function isPlainTelemetryBatch(x: unknown): x is TelemetryBatch {
+  if (!isObject(x) || x.v !== 1 || !Number.isSafeInteger(x.partition) || (x.partition as number) < 0) return false;
+  for (const k in x) if (k !== 'v' && k !== 'partition' && k !== 'events') return false;
+  const events = x.events;
+  if (!Array.isArray(events) || events.length === 0) return false;
+  for (const e of events) if (!isEvent(e)) return false;
+  return true;
+}
+
+export type DecodedBatch = { batch: TelemetryBatch } | { code: 'bad_json' | 'schema'; reason: string };
+
+/** JSON bytes -> TelemetryBatch, or a dead-letter code and a reason naming the field. Never throws. */
+export function decodeTelemetryBatch(data: Uint8Array): DecodedBatch {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+  } catch (err) {
+    return { code: 'bad_json', reason: `not valid JSON: ${(err as Error).message}` };
+  }
+  if (isPlainTelemetryBatch(json)) return { batch: json };
+  const parsed = TelemetryBatch.safeParse(json);
+  if (!parsed.success) return { code: 'schema', reason: formatZodError(parsed.error) };
+  return { batch: parsed.data };
+}
