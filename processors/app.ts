@@ -18,7 +18,7 @@ import { connectNats, ensureStreams } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
 import type { ProcessorConfig } from './config.ts';
 import { compileDerivedMetrics } from './derived.ts';
-import { routeInfluxClientLogs } from './influx-writer.ts';
+import { InfluxWriter, routeInfluxClientLogs } from './influx-writer.ts';
 import { CHECKPOINT_BUCKET, INSTANCE_BUCKET, LEASE_BUCKET, PartitionCoordinator } from './leases.ts';
 import { createProcessorMetrics, type ProcessorMetrics } from './metrics.ts';
 import { PartitionWorker } from './partition-worker.ts';
@@ -68,6 +68,14 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
   const js = nc.jetstream();
   const buckets = await openProcessorBuckets(js, config.LEASE_TTL_MS);
+  const writer = new InfluxWriter({
+    url: config.INFLUX_URL,
+    token: config.INFLUX_TOKEN,
+    org: config.INFLUX_ORG,
+    bucket: config.INFLUX_BUCKET,
+    timeoutMs: config.INFLUX_TIMEOUT_MS,
+    gzipThreshold: config.INFLUX_GZIP_THRESHOLD,
+  });
   const workers = new Map<number, PartitionWorker>();
   const wopts = windowOptions(config);
 
@@ -90,6 +98,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
           js,
           jsm,
           checkpoints: buckets.checkpoints,
+          writer,
           metrics,
           log,
           owns: () => coordinator.owns(partition),
@@ -130,6 +139,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
     (closing ??= (async () => {
       await coordinator.close();
       await Promise.allSettled([...workers.values()].map((w) => w.stop()));
+      await writer.close();
       await nc.drain();
       await ops.close();
     })());

@@ -35,10 +35,24 @@ export function routeInfluxClientLogs(log: Logger): void {
 /** Lines per HTTP request at most. */
 const CHUNK_LINES = 50_000;
 
+interface Submission {
+  lines: readonly string[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit: one request on the wire at a time, and whatever was submitted meanwhile (by every partition
+ * worker of this instance) goes out together in the next one. At 5k events/s the partition workers made about
+ * 630 requests/s of 8 lines each, and InfluxDB's per-request cost dominated; now the request rate is bounded
+ * by the write latency and batches grow with load. A permanent refusal (400) of a combined request is retried
+ * per submission, so only the submitter whose lines InfluxDB refuses sees it.
+ */
 export class InfluxWriter {
   readonly #api: WriteApi;
-  #busy: Promise<void> = Promise.resolve();
-
+  #queue: Submission[] = [];
+  #inFlight: Promise<void> | undefined;
+  #idle: (() => void)[] = [];
   constructor(target: InfluxTarget) {
     const influx = new InfluxDB({ url: target.url, token: target.token, timeout: target.timeoutMs });
     this.#api = influx.getWriteApi(target.org, target.bucket, 'ms', {
@@ -51,26 +65,56 @@ export class InfluxWriter {
   }
 
   /**
-   * Sends `lines` and resolves once InfluxDB stored them. Calls are serialised (one batch on the wire at a time).
+   * Resolves once InfluxDB stored `lines` (possibly in one request with other callers' lines).
    * @throws PipelineError IOT_INFLUX_WRITE with the client's error as cause.
    */
   write(lines: readonly string[]): Promise<void> {
-    const run = this.#busy.then(async () => {
-      try {
-        for (let i = 0; i < lines.length; i += CHUNK_LINES) {
-          this.#api.writeRecords(lines.slice(i, i + CHUNK_LINES));
-          await this.#api.flush();
-        }
-      } catch (err) {
-        throw new PipelineError('IOT_INFLUX_WRITE', `InfluxDB write of ${lines.length} lines failed: ${(err as Error).message}`, { cause: err });
-      }
+    if (lines.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ lines, resolve, reject });
+      this.#pump();
     });
-    this.#busy = run.catch(() => undefined);
-    return run;
   }
 
+  #pump(): void {
+    if (this.#inFlight || this.#queue.length === 0) {
+      if (!this.#inFlight) for (const resolve of this.#idle.splice(0)) resolve();
+      return;
+    }
+    const batch = this.#queue.splice(0);
+    this.#inFlight = this.#send(batch).finally(() => {
+      this.#inFlight = undefined;
+      this.#pump();
+    });
+  }
+
+  async #send(batch: Submission[]): Promise<void> {
+    try {
+      await this.#post(batch.length === 1 ? batch[0]!.lines : batch.flatMap((b) => b.lines));
+      for (const b of batch) b.resolve();
+    } catch (err) {
+      if (batch.length > 1 && isPermanentWriteError(err)) {
+        for (const b of batch) await this.#post(b.lines).then(b.resolve, b.reject);
+        return;
+      }
+      for (const b of batch) b.reject(err);
+    }
+  }
+
+  async #post(lines: readonly string[]): Promise<void> {
+    try {
+      for (let i = 0; i < lines.length; i += CHUNK_LINES) {
+        this.#api.writeRecords(lines.slice(i, i + CHUNK_LINES));
+        await this.#api.flush();
+      }
+    } catch (err) {
+      throw new PipelineError('IOT_INFLUX_WRITE', `InfluxDB write of ${lines.length} lines failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Waits for every submitted write, then releases the client. */
   async close(): Promise<void> {
-    await this.#busy;
+    if (this.#inFlight || this.#queue.length > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
     this.#api.dispose();
   }
 }

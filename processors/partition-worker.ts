@@ -17,7 +17,7 @@ import { partitionConsumerName, STREAMS, subjects } from '../core/subjects.ts';
 import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
 import type { ProcessorConfig } from './config.ts';
 import { applyDerived, type DerivedMetric } from './derived.ts';
-import { InfluxWriter, isPermanentWriteError } from './influx-writer.ts';
+import { isPermanentWriteError, type InfluxWriter } from './influx-writer.ts';
 import { telemetryLine, TELEMETRY_MEASUREMENT } from './line-protocol.ts';
 import type { ProcessorMetrics } from './metrics.ts';
 import { PartitionWindows, type Checkpoint, type WindowOptions } from './windows.ts';
@@ -65,6 +65,8 @@ export interface PartitionWorkerDeps {
   js: JetStreamClient;
   jsm: JetStreamManager;
   checkpoints: KV;
+  /** Shared by the instance's partition workers (group commit); closed by the instance. */
+  writer: InfluxWriter;
   metrics: ProcessorMetrics;
   log: Logger;
   /** False once this instance lost the partition's lease: stop writing and acking at once. */
@@ -96,32 +98,19 @@ export class PartitionWorker {
     this.partition = d.partition;
     this.#d = d;
     this.#log = d.log.child({ partition: d.partition });
-    const c = d.config;
-    this.#writer = new InfluxWriter({
-      url: c.INFLUX_URL,
-      token: c.INFLUX_TOKEN,
-      org: c.INFLUX_ORG,
-      bucket: c.INFLUX_BUCKET,
-      timeoutMs: c.INFLUX_TIMEOUT_MS,
-      gzipThreshold: c.INFLUX_GZIP_THRESHOLD,
-    });
+    this.#writer = d.writer;
   }
 
   /** Replays from the checkpoint, then consumes live. Stop with {@link stop} (graceful) or {@link abort} (lease lost). */
   static async start(d: PartitionWorkerDeps): Promise<PartitionWorker> {
     const w = new PartitionWorker(d);
-    try {
-      await w.#replay();
-      if (w.#stopped) return w;
-      await ensurePartitionConsumer(d.jsm, d.partition, d.config);
-      const consumer = await d.js.consumers.get(STREAMS.telemetry, partitionConsumerName(d.partition));
-      w.#messages = await consumer.consume({ max_messages: d.config.FETCH_MAX_MESSAGES * 2 });
-      w.#loop = w.#consume(w.#messages);
-      w.#timer = setInterval(() => w.#tick(), Math.max(10, Math.min(d.config.ROLLUP_FLUSH_MS, d.config.CHECKPOINT_INTERVAL_MS)));
-    } catch (err) {
-      await w.#writer.close();
-      throw err;
-    }
+    await w.#replay();
+    if (w.#stopped) return w;
+    await ensurePartitionConsumer(d.jsm, d.partition, d.config);
+    const consumer = await d.js.consumers.get(STREAMS.telemetry, partitionConsumerName(d.partition));
+    w.#messages = await consumer.consume({ max_messages: d.config.FETCH_MAX_MESSAGES * 2 });
+    w.#loop = w.#consume(w.#messages);
+    w.#timer = setInterval(() => w.#tick(), Math.max(10, Math.min(d.config.ROLLUP_FLUSH_MS, d.config.CHECKPOINT_INTERVAL_MS)));
     return w;
   }
 
@@ -418,7 +407,6 @@ export class PartitionWorker {
       this.#lastCheckpointAt = 0;
       await this.#flushRollups();
     });
-    await this.#writer.close();
   }
 
   /** Lease lost: stop at once, write and ack nothing more (the new owner rebuilds from the stream). */
@@ -429,6 +417,5 @@ export class PartitionWorker {
     this.#messages?.stop();
     await this.#loop;
     await this.#lock;
-    await this.#writer.close();
   }
 }
