@@ -17,6 +17,11 @@ describe('partitioning', () => {
     expect(Math.min(...counts)).toBeGreaterThan(50);
     expect(subjects.telemetry(3)).toBe('telemetry.3');
   });
+
+  it('keeps a dotted device id one subject token, so devices.status.* and alerts.*.* match it', () => {
+    expect(subjects.deviceStatus('site.a.sensor-1')).toBe('devices.status.site~a~sensor-1');
+    expect(subjects.alerts('hot', 'site.a')).toBe('alerts.hot.site~a');
+  });
 });
 
 describe('ids', () => {

@@ -9,16 +9,23 @@ export const STREAMS = {
 
 export const DEFAULT_PARTITIONS = 16;
 
+/**
+ * A device id as one subject token. Device ids may contain '.', which would split the subject into more tokens
+ * than `devices.status.*` or `alerts.*.*` match (the publish would find no stream); '~' cannot occur in a device
+ * id, so mapping '.' to '~' keeps the subject one token and reversible. Consumers read the id from the payload.
+ */
+export function subjectToken(deviceId: string): string {
+  return deviceId.replaceAll('.', '~');
+}
+
 export const subjects = {
   telemetry: (partition: number): string => `telemetry.${partition}`,
   telemetryAll: 'telemetry.*',
-  deviceStatus: (deviceId: string): string => `devices.status.${deviceId}`,
+  deviceStatus: (deviceId: string): string => `devices.status.${subjectToken(deviceId)}`,
   deviceStatusAll: 'devices.status.*',
   deadletter: (stage: string): string => `deadletter.${stage}`,
   deadletterAll: 'deadletter.*',
-  // Device ids may contain '.', which would split the subject into more tokens than `alerts.*.*` matches;
-  // '~' cannot occur in a device id, so mapping '.' to '~' keeps the subject one token and reversible.
-  alerts: (ruleId: string, deviceId: string): string => `alerts.${ruleId}.${deviceId.replaceAll('.', '~')}`,
+  alerts: (ruleId: string, deviceId: string): string => `alerts.${ruleId}.${subjectToken(deviceId)}`,
   alertsAll: 'alerts.*.*',
 } as const;
 

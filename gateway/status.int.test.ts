@@ -26,7 +26,7 @@ beforeAll(async () => {
   nats = await startNatsServer();
   gateway = await startGateway(nats, { ALLOW_ANONYMOUS: 'false' });
   nc = await testNats(nats);
-  secrets = await provisionDevices(nats, ['st-clean', 'st-will', 'st-keepalive', 'st-takeover', 'st-retained']);
+  secrets = await provisionDevices(nats, ['st.dotted-1', 'st-clean', 'st-will', 'st-keepalive', 'st-takeover', 'st-retained']);
   monitorSecrets = await provisionDevices(nats, ['st-monitor', 'st-monitor-late'], 'monitor');
   monitor = await connectDevice(gateway.mqttPort, 'st-monitor', { password: monitorSecrets.get('st-monitor')! });
   monitor.on('message', (topic, payload) => seen.set(topic.split('/')[1]!, payload.toString()));
@@ -62,6 +62,13 @@ async function waitForStatus(id: string, status: 'online' | 'offline', cause: st
 }
 
 describe('device status', () => {
+  it('reports the status of a device whose id contains dots (one subject token on DEVICE_STATUS)', async () => {
+    const c = await connectAs('st.dotted-1');
+    await waitForStatus('st.dotted-1', 'online', 'connect');
+    await c.endAsync();
+    await waitForStatus('st.dotted-1', 'offline', 'disconnect');
+  });
+
   it('reports online on connect and offline on a clean disconnect, on the stream, in KV and on the retained topic', async () => {
     const c = await connectAs('st-clean');
     await waitForStatus('st-clean', 'online', 'connect');
