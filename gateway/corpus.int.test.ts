@@ -3,24 +3,19 @@
  * traffic from another device interleaved: every case is dead-lettered with its reason code, refused, or stored
  * exactly; the gateway keeps running and the valid traffic lands complete.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { DeadLetter } from '../core/schemas.ts';
 import { STREAMS } from '../core/subjects.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { influxql, rows } from '../devstack/influxql.ts';
-import { connectDevice, provisionDevices, startGateway, startInfluxServer, startNatsServer, startProcessor, uniqueName } from '../test/support/stack.ts';
+import { connectDevice, provisionDevices, startGateway, startNatsServer, startProcessor, uniqueName, useInfluxServer } from '../test/support/stack.ts';
 import { deviceRecord, readStream, testNats } from '../test/support/streams.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { corpusCases, type CorpusCase } from './bad-input-corpus.ts';
 
 let influx: InfluxServer;
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 const DEVICE = 'corpus-dev';
 const VALID = 'corpus-valid';

@@ -4,11 +4,11 @@
  * rollups still equal InfluxQL over the raw points, and no raw point is missing or doubled.
  */
 import { connect } from 'nats';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import type { NatsServer } from '../devstack/nats-server.ts';
 import { spawnProcessor } from '../test/support/processor-process.ts';
-import { startInfluxServer, startNatsServer, startProcessor, uniqueName } from '../test/support/stack.ts';
+import { startNatsServer, startProcessor, uniqueName, useInfluxServer } from '../test/support/stack.ts';
 import { compareRollups, connectPublisher, DEW_POINT, rawCountPerDevice, simulateRun, type SimulatedRun } from '../test/support/telemetry.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { LEASE_BUCKET } from './leases.ts';
@@ -18,12 +18,7 @@ const HOUR = 3_600_000;
 const LEASE_TTL_MS = 3000;
 
 let influx: InfluxServer;
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 function settings(nats: NatsServer, db: string): Record<string, string> {
   return {

@@ -1,16 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { influxql, rows } from '../devstack/influxql.ts';
-import { startInfluxServer, uniqueName } from '../test/support/stack.ts';
+import { uniqueName, useInfluxServer } from '../test/support/stack.ts';
 import { InfluxWriter, isPermanentWriteError } from './influx-writer.ts';
 
 let influx: InfluxServer;
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 describe('InfluxWriter group commit', () => {
   it('writes concurrent submissions together, and a line InfluxDB refuses fails only its own submitter', async () => {

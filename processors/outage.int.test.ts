@@ -7,9 +7,9 @@
  * point where naks back off to RETRY_MAX_MS, so the retry path is the same as in a long outage) to stay quick.
  * The other test files run meanwhile on the second worker, so the long outage adds little to the suite's time.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InfluxServer } from '../devstack/influxd.ts';
-import { startInfluxServer, startNatsServer, startProcessor, uniqueName } from '../test/support/stack.ts';
+import { startNatsServer, startProcessor, uniqueName, useInfluxServer } from '../test/support/stack.ts';
 import { compareRollups, connectPublisher, rawCountPerDevice, simulateRun } from '../test/support/telemetry.ts';
 import { waitFor } from '../test/support/wait.ts';
 
@@ -19,12 +19,7 @@ const METRICS = ['temperature', 'humidity', 'pressure'];
 const HOUR = 3_600_000;
 
 let influx: InfluxServer;
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 describe('processors InfluxDB outage', () => {
   it(

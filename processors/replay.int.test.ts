@@ -4,12 +4,12 @@
  * identically and folds the late event in, while the live processor keeps running.
  */
 import { connect } from 'nats';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { influxql } from '../devstack/influxql.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { DeadLetter } from '../core/schemas.ts';
 import { spawnProcessor } from '../test/support/processor-process.ts';
-import { startInfluxServer, startNatsServer, startProcessor, uniqueName } from '../test/support/stack.ts';
+import { startNatsServer, startProcessor, uniqueName, useInfluxServer } from '../test/support/stack.ts';
 import { compareRollups, connectPublisher, DEW_POINT, makeEvent, rawCountPerDevice, rollupSnapshot, simulateRun } from '../test/support/telemetry.ts';
 import { waitFor } from '../test/support/wait.ts';
 
@@ -17,12 +17,7 @@ const METRICS = ['temperature', 'humidity', 'pressure', 'dew_point'];
 const HOUR = 3_600_000;
 
 let influx: InfluxServer;
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 async function tooLateLetters(natsUrl: string): Promise<DeadLetter[]> {
   const nc = await connect({ servers: natsUrl });

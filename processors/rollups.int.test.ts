@@ -1,9 +1,9 @@
 /**
  * Exactness oracle (issue 4): rollups equal what InfluxQL computes over the raw points, on real servers.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InfluxServer } from '../devstack/influxd.ts';
-import { startInfluxServer, startNatsServer, startProcessor, uniqueName } from '../test/support/stack.ts';
+import { startNatsServer, startProcessor, uniqueName, useInfluxServer } from '../test/support/stack.ts';
 import { compareRollups, connectPublisher, DEW_POINT, rawCountPerDevice, simulateRun } from '../test/support/telemetry.ts';
 import { waitFor } from '../test/support/wait.ts';
 
@@ -11,12 +11,7 @@ const METRICS = ['temperature', 'humidity', 'pressure', 'dew_point'];
 const HOUR = 3_600_000;
 
 let influx: InfluxServer;
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 describe('processors rollups', () => {
   it('writes telemetry_1m and telemetry_1h equal to InfluxQL over the raw points, with out-of-order, late and duplicated events', async () => {

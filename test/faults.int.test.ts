@@ -2,7 +2,7 @@
  * The skeleton's fault acceptance: bad input is dead-lettered with a reason while the broker keeps serving,
  * a NATS outage withholds PUBACKs (and the device's retry is stored once), an InfluxDB outage loses nothing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { DeadLetter } from '../core/schemas.ts';
 import { CONSUMERS, STREAMS } from '../core/subjects.ts';
@@ -12,21 +12,16 @@ import {
   countPoints,
   readStream,
   startGateway,
-  startInfluxServer,
   startNatsServer,
   startProcessor,
   uniqueName,
   waitConsumerIdle,
+  useInfluxServer,
 } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 let influx: InfluxServer;
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 const valid = (seq: number, ts: number): string => JSON.stringify({ seq, ts, metrics: { temperature: 20 + seq / 10 } });
 

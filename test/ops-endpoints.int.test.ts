@@ -7,21 +7,16 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { requireBinary } from '../devstack/process.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { startServiceProcess, type ServiceProcess } from './support/service-process.ts';
-import { startGateway, startInfluxServer, startNatsServer, startProcessor, uniqueName } from './support/stack.ts';
+import { startGateway, startNatsServer, startProcessor, uniqueName, useInfluxServer } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 let influx: InfluxServer;
 
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 async function get(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, signal: AbortSignal.timeout(5000) });

@@ -1,7 +1,7 @@
 /**
  * Walking skeleton, end to end on real servers: MQTT (mqtt.js) -> gateway (aedes) -> JetStream -> processors -> InfluxDB.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { CONSUMERS, STREAMS } from '../core/subjects.ts';
@@ -10,22 +10,17 @@ import {
   countPerDevice,
   countPoints,
   startGateway,
-  startInfluxServer,
   startNatsServer,
   startProcessor,
   uniqueName,
   waitConsumerIdle,
+  useInfluxServer,
 } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 let influx: InfluxServer;
 
-beforeAll(async () => {
-  influx = await startInfluxServer();
-});
-afterAll(async () => {
-  await influx?.close();
-});
+useInfluxServer((s) => (influx = s));
 
 function reading(seq: number, ts: number, value: number): string {
   return JSON.stringify({ seq, ts, metrics: { temperature: value, humidity: 40 + (seq % 10) } });

@@ -1,4 +1,4 @@
-import { DEVICE_LINK, type DashboardSpec } from '../builder.ts';
+import { DEVICE_LINK, type DashboardSpec, type PanelSpec } from '../builder.ts';
 
 /**
  * How far back "firing now" looks for an alert's latest transition. An alert that fired longer ago than this
@@ -14,6 +14,25 @@ const SELECTED = '"rule" =~ /^$rule$/ AND "severity" =~ /^$severity$/';
  */
 const latestTransitions = (columns: string): string =>
   `SELECT last("message") AS "message", ${columns} FROM "alerts" WHERE time > now() - ${FIRING_LOOKBACK} AND ${SELECTED} GROUP BY "rule", "device", "severity"`;
+
+/** Firings over time, stacked by one tag of the `alerts` measurement. */
+const firedBy = (tag: 'rule' | 'severity'): PanelSpec => ({
+  title: `Alerts fired, by ${tag}`,
+  kind: 'timeseries',
+  w: 12,
+  h: 8,
+  bars: true,
+  stacked: true,
+  targets: [
+    {
+      kind: 'influxql',
+      refId: 'A',
+      query: `SELECT count("message") FROM "alerts" WHERE "state" = 'firing' AND ${SELECTED} AND $timeFilter GROUP BY time($__interval), "${tag}" fill(none)`,
+      resultFormat: 'time_series',
+      alias: `$tag_${tag}`,
+    },
+  ],
+});
 
 export const alerts: DashboardSpec = {
   uid: 'iot-alerts',
@@ -88,40 +107,8 @@ export const alerts: DashboardSpec = {
     {
       row: 'History',
       panels: [
-        {
-          title: 'Alerts fired, by rule',
-          kind: 'timeseries',
-          w: 12,
-          h: 8,
-          bars: true,
-          stacked: true,
-          targets: [
-            {
-              kind: 'influxql',
-              refId: 'A',
-              query: `SELECT count("message") FROM "alerts" WHERE "state" = 'firing' AND ${SELECTED} AND $timeFilter GROUP BY time($__interval), "rule" fill(none)`,
-              resultFormat: 'time_series',
-              alias: '$tag_rule',
-            },
-          ],
-        },
-        {
-          title: 'Alerts fired, by severity',
-          kind: 'timeseries',
-          w: 12,
-          h: 8,
-          bars: true,
-          stacked: true,
-          targets: [
-            {
-              kind: 'influxql',
-              refId: 'A',
-              query: `SELECT count("message") FROM "alerts" WHERE "state" = 'firing' AND ${SELECTED} AND $timeFilter GROUP BY time($__interval), "severity" fill(none)`,
-              resultFormat: 'time_series',
-              alias: '$tag_severity',
-            },
-          ],
-        },
+        firedBy('rule'),
+        firedBy('severity'),
         {
           title: 'Transitions in range, by rule',
           kind: 'piechart',

@@ -1,6 +1,25 @@
-import type { DashboardSpec } from '../builder.ts';
+import type { DashboardSpec, PanelSpec } from '../builder.ts';
 
 const ONE_DEVICE = '"device" =~ /^$device$/';
+
+/** One panel per metric (repeated) of a rollup measurement: min/max band, mean and p95. */
+const rollupBand = (measurement: string, per: string): PanelSpec => ({
+  title: `$metric per ${per}: min/max band, mean, p95`,
+  kind: 'timeseries',
+  w: 12,
+  h: 8,
+  repeat: 'metric',
+  band: { lower: 'min', upper: 'max' },
+  targets: [
+    {
+      kind: 'influxql',
+      refId: 'A',
+      query: `SELECT "min", "max", "mean", "p95" FROM "${measurement}" WHERE ${ONE_DEVICE} AND "metric" =~ /^$metric$/ AND $timeFilter`,
+      resultFormat: 'time_series',
+      alias: '$col',
+    },
+  ],
+});
 
 export const deviceDetail: DashboardSpec = {
   uid: 'iot-device',
@@ -61,23 +80,7 @@ export const deviceDetail: DashboardSpec = {
     {
       row: '1-minute rollups',
       panels: [
-        {
-          title: '$metric per minute: min/max band, mean, p95',
-          kind: 'timeseries',
-          w: 12,
-          h: 8,
-          repeat: 'metric',
-          band: { lower: 'min', upper: 'max' },
-          targets: [
-            {
-              kind: 'influxql',
-              refId: 'A',
-              query: `SELECT "min", "max", "mean", "p95" FROM "telemetry_1m" WHERE ${ONE_DEVICE} AND "metric" =~ /^$metric$/ AND $timeFilter`,
-              resultFormat: 'time_series',
-              alias: '$col',
-            },
-          ],
-        },
+        rollupBand('telemetry_1m', 'minute'),
         {
           title: 'Readings per minute, by metric',
           kind: 'timeseries',
@@ -98,25 +101,7 @@ export const deviceDetail: DashboardSpec = {
     },
     {
       row: '1-hour rollups',
-      panels: [
-        {
-          title: '$metric per hour: min/max band, mean, p95',
-          kind: 'timeseries',
-          w: 12,
-          h: 8,
-          repeat: 'metric',
-          band: { lower: 'min', upper: 'max' },
-          targets: [
-            {
-              kind: 'influxql',
-              refId: 'A',
-              query: `SELECT "min", "max", "mean", "p95" FROM "telemetry_1h" WHERE ${ONE_DEVICE} AND "metric" =~ /^$metric$/ AND $timeFilter`,
-              resultFormat: 'time_series',
-              alias: '$col',
-            },
-          ],
-        },
-      ],
+      panels: [rollupBand('telemetry_1h', 'hour')],
     },
   ],
 };

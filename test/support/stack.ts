@@ -3,6 +3,7 @@
  * the gateway and a processor, each on free loopback ports, each torn down by `close()`.
  */
 import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { connect } from 'nats';
 import { openRegistryBuckets, provisionDevice, type DeviceRole } from '../../core/device-registry.ts';
@@ -131,4 +132,19 @@ export async function readStream(nats: NatsServer, stream: string): Promise<unkn
   } finally {
     await nc.close();
   }
+}
+
+/**
+ * One real influxd for all tests of a file: started before them, stopped after them.
+ * `useInfluxServer((s) => (influx = s))` replaces the beforeAll/afterAll pair every integration file needed.
+ */
+export function useInfluxServer(set: (server: InfluxServer) => void): void {
+  let server: InfluxServer | undefined;
+  beforeAll(async () => {
+    server = await startInfluxServer();
+    set(server);
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
 }
