@@ -62,6 +62,12 @@ export class Aggregate {
 
   /** Rebuilds from the distinct readings (after a reading at a known timestamp changed its value). */
   recompute(readings: Iterable<[ts: number, v: number]>): void {
+    this.reset();
+    for (const [ts, v] of readings) this.add(ts, v);
+  }
+
+  /** Back to no readings. */
+  reset(): void {
     this.count = 0;
     this.#sum.reset();
     this.min = Infinity;
@@ -71,7 +77,6 @@ export class Aggregate {
     this.#mean = 0;
     this.#m2 = 0;
     this.#sketch = new DDSketch({ relativeAccuracy: this.#accuracy });
-    for (const [ts, v] of readings) this.add(ts, v);
   }
 
   fields(): AggregateFields {
