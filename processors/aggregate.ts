@@ -4,10 +4,10 @@
  * `count`, `sum`, `min`, `max` and `last` are exact (the sum through {@link ExactSum}); `mean` is the exact
  * sum over the count, as InfluxQL's MEAN divides its sum; `stddev` is the sample standard deviation
  * (n - 1, as InfluxQL's STDDEV; absent below two readings) by Welford's update; p50/p95/p99 come from a
- * DDSketch with a relative-accuracy guarantee.
+ * DDSketch with a relative-accuracy guarantee (processors/sketch.ts).
  */
-import { DDSketch } from '@datadog/sketches-js';
 import { ExactSum } from './exact-sum.ts';
+import { logMapping, Sketch, type LogMapping } from './sketch.ts';
 
 export const PERCENTILES = [
   ['p50', 0.5],
@@ -29,7 +29,7 @@ export interface AggregateFields {
 }
 
 export class Aggregate {
-  readonly #accuracy: number;
+  readonly #mapping: LogMapping;
   count = 0;
   readonly #sum = new ExactSum();
   min = Infinity;
@@ -38,14 +38,20 @@ export class Aggregate {
   last = 0;
   #mean = 0;
   #m2 = 0;
-  #sketch: DDSketch;
+  #sketch: Sketch;
 
   constructor(relativeAccuracy: number) {
-    this.#accuracy = relativeAccuracy;
-    this.#sketch = new DDSketch({ relativeAccuracy });
+    this.#mapping = logMapping(relativeAccuracy);
+    this.#sketch = new Sketch(this.#mapping);
   }
 
-  add(ts: number, v: number): void {
+  /** The sketch mapping: `mapping.key(v)`, computed once, can be passed to {@link add} of several aggregates. */
+  get mapping(): LogMapping {
+    return this.#mapping;
+  }
+
+  /** Adds a reading; `key` is `mapping.key(v)` when the caller computed it already. */
+  add(ts: number, v: number, key?: number): void {
     this.count++;
     this.#sum.add(v);
     if (v < this.min) this.min = v;
@@ -57,7 +63,7 @@ export class Aggregate {
     const d = v - this.#mean;
     this.#mean += d / this.count;
     this.#m2 += d * (v - this.#mean);
-    this.#sketch.accept(v);
+    this.#sketch.accept(v, key);
   }
 
   /** Rebuilds from the distinct readings (after a reading at a known timestamp changed its value). */
@@ -76,7 +82,7 @@ export class Aggregate {
     this.last = 0;
     this.#mean = 0;
     this.#m2 = 0;
-    this.#sketch = new DDSketch({ relativeAccuracy: this.#accuracy });
+    this.#sketch = new Sketch(this.#mapping);
   }
 
   fields(): AggregateFields {

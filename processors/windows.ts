@@ -23,6 +23,7 @@
  */
 import { Aggregate } from './aggregate.ts';
 import { rollupLine } from './line-protocol.ts';
+import { logMapping, type LogMapping } from './sketch.ts';
 
 export interface WindowLevel {
   /** Measurement written, e.g. `telemetry_1m`. */
@@ -170,6 +171,9 @@ export class PartitionWindows {
   readonly #dirty = new Set<Window>();
   /** Per level, the window start of the event being applied, or NaN when the level does not take it. */
   readonly #starts: number[];
+  /** Sketch mapping of every aggregate, and the bucket key of each metric of the event being applied. */
+  readonly #mapping: LogMapping;
+  readonly #keys: number[] = [];
   #watermark = -Infinity;
   #lastSeq = 0;
 
@@ -181,6 +185,7 @@ export class PartitionWindows {
       .map((l, index) => ({ ...l, index, byStart: new Map(), skipUpTo: from?.levels[l.measurement] ?? (from ? from.lastSeq : 0) }));
     this.#chunkMs = this.#levels[0]!.sizeMs;
     this.#starts = this.#levels.map(() => NaN);
+    this.#mapping = logMapping(opts.relativeAccuracy);
     if (from) {
       this.#watermark = from.watermark ?? -Infinity;
       this.#lastSeq = from.lastSeq;
@@ -251,8 +256,10 @@ export class PartitionWindows {
     let added: string[] | undefined;
     let changed: string[] | undefined;
     let k = 0;
+    const keys = this.#keys;
     for (const metric in metrics) {
       const v = metrics[metric]!;
+      if (fresh) keys[k] = this.#mapping.key(v); // once for all levels
       const col = r.column(metric, k++);
       if (!fresh) {
         const old = col[at]!;
@@ -279,7 +286,10 @@ export class PartitionWindows {
       if (seq > w.lastSeq) w.lastSeq = seq;
       if (fresh) {
         let j = 0;
-        for (const metric in metrics) this.#aggregate(w, metric, j++).add(e.ts, metrics[metric]!);
+        for (const metric in metrics) {
+          this.#aggregate(w, metric, j).add(e.ts, metrics[metric]!, keys[j]);
+          j++;
+        }
       } else {
         if (!added && !changed) continue;
         if (added) for (const metric of added) this.#aggregate(w, metric, -1).add(e.ts, metrics[metric]!);
