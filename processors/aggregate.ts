@@ -66,6 +66,26 @@ export class Aggregate {
     this.#sketch.accept(v, key);
   }
 
+  /**
+   * Replaces the value `old` of the reading at `ts` by `v` without going over the other readings: exact for
+   * count, sum, min, max, last and the sketch; mean and m2 by the inverse Welford update. Returns false, having
+   * changed nothing, when `old` is the minimum or maximum (the new extreme is unknown): then {@link recompute}.
+   */
+  replace(ts: number, old: number, v: number): boolean {
+    if (old === this.min || old === this.max) return false;
+    this.#sum.add(-old);
+    this.#sum.add(v);
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+    if (ts === this.lastTs) this.last = v;
+    const mean = this.#mean + (v - old) / this.count;
+    this.#m2 += (v - old) * (v - mean + (old - this.#mean));
+    this.#mean = mean;
+    this.#sketch.remove(old);
+    this.#sketch.accept(v);
+    return true;
+  }
+
   /** Rebuilds from the distinct readings (after a reading at a known timestamp changed its value). */
   recompute(readings: Iterable<[ts: number, v: number]>): void {
     this.reset();

@@ -60,6 +60,12 @@ class Buckets {
     this.count++;
   }
 
+  /** Takes back one count of a bucket that has one. */
+  remove(key: number): void {
+    this.counts[key - this.offset]!--;
+    this.count--;
+  }
+
   #extend(key: number): number {
     const old = this.counts;
     if (old.length === 0) {
@@ -109,6 +115,14 @@ export class Sketch {
     if (v > min) this.#positive.add(key ?? this.#mapping.key(v));
     else if (v < -min) this.#negative.add(key ?? this.#mapping.key(v));
     else this.#zero++;
+  }
+
+  /** Takes back a value accepted before (a corrected reading). */
+  remove(v: number): void {
+    const min = this.#mapping.minPossible;
+    if (v > min) this.#positive.remove(this.#mapping.key(v));
+    else if (v < -min) this.#negative.remove(this.#mapping.key(v));
+    else this.#zero--;
   }
 
   /** As the library's getValueAtQuantile (NaN when empty or q outside [0, 1]). */

@@ -255,6 +255,7 @@ export class PartitionWindows {
     // For a reading seen before: the metrics it did not have yet (added) and those whose value changed.
     let added: string[] | undefined;
     let changed: string[] | undefined;
+    let previous: number[] | undefined;
     let k = 0;
     const keys = this.#keys;
     for (const metric in metrics) {
@@ -265,7 +266,11 @@ export class PartitionWindows {
         const old = col[at]!;
         if (old !== old) (added ??= []).push(metric);
         else if (Object.is(old, v)) continue;
-        else (changed ??= []).push(metric); // InfluxDB keeps the last write, and so do we
+        else {
+          // InfluxDB keeps the last write, and so do we.
+          (changed ??= []).push(metric);
+          (previous ??= []).push(old);
+        }
       }
       col[at] = v;
     }
@@ -293,7 +298,12 @@ export class PartitionWindows {
       } else {
         if (!added && !changed) continue;
         if (added) for (const metric of added) this.#aggregate(w, metric, -1).add(e.ts, metrics[metric]!);
-        if (changed) for (const metric of changed) this.#recompute(dev, w, metric);
+        if (changed) {
+          for (let c = 0; c < changed.length; c++) {
+            const metric = changed[c]!;
+            if (!this.#aggregate(w, metric, -1).replace(e.ts, previous![c]!, metrics[metric]!)) this.#recompute(dev, w, metric);
+          }
+        }
       }
       w.version++;
       this.#dirty.add(w);
