@@ -4,10 +4,10 @@
  * `count`, `sum`, `min`, `max` and `last` are exact (the sum through {@link ExactSum}); `mean` is the exact
  * sum over the count, as InfluxQL's MEAN divides its sum; `stddev` is the sample standard deviation
  * (n - 1, as InfluxQL's STDDEV; absent below two readings) by Welford's update; p50/p95/p99 come from a
- * DDSketch with a relative-accuracy guarantee.
+ * DDSketch with a relative-accuracy guarantee (processors/sketch.ts).
  */
-import { DDSketch } from '@datadog/sketches-js';
 import { ExactSum } from './exact-sum.ts';
+import { logMapping, Sketch, type LogMapping } from './sketch.ts';
 
 export const PERCENTILES = [
   ['p50', 0.5],
@@ -29,7 +29,7 @@ export interface AggregateFields {
 }
 
 export class Aggregate {
-  readonly #accuracy: number;
+  readonly #mapping: LogMapping;
   count = 0;
   readonly #sum = new ExactSum();
   min = Infinity;
@@ -38,14 +38,20 @@ export class Aggregate {
   last = 0;
   #mean = 0;
   #m2 = 0;
-  #sketch: DDSketch;
+  #sketch: Sketch;
 
   constructor(relativeAccuracy: number) {
-    this.#accuracy = relativeAccuracy;
-    this.#sketch = new DDSketch({ relativeAccuracy });
+    this.#mapping = logMapping(relativeAccuracy);
+    this.#sketch = new Sketch(this.#mapping);
   }
 
-  add(ts: number, v: number): void {
+  /** The sketch mapping: `mapping.key(v)`, computed once, can be passed to {@link add} of several aggregates. */
+  get mapping(): LogMapping {
+    return this.#mapping;
+  }
+
+  /** Adds a reading; `key` is `mapping.key(v)` when the caller computed it already. */
+  add(ts: number, v: number, key?: number): void {
     this.count++;
     this.#sum.add(v);
     if (v < this.min) this.min = v;
@@ -57,11 +63,37 @@ export class Aggregate {
     const d = v - this.#mean;
     this.#mean += d / this.count;
     this.#m2 += d * (v - this.#mean);
+    this.#sketch.accept(v, key);
+  }
+
+  /**
+   * Replaces the value `old` of the reading at `ts` by `v` without going over the other readings: exact for
+   * count, sum, min, max, last and the sketch; mean and m2 by the inverse Welford update. Returns false, having
+   * changed nothing, when `old` is the minimum or maximum (the new extreme is unknown): then {@link recompute}.
+   */
+  replace(ts: number, old: number, v: number): boolean {
+    if (old === this.min || old === this.max) return false;
+    this.#sum.add(-old);
+    this.#sum.add(v);
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+    if (ts === this.lastTs) this.last = v;
+    const mean = this.#mean + (v - old) / this.count;
+    this.#m2 += (v - old) * (v - mean + (old - this.#mean));
+    this.#mean = mean;
+    this.#sketch.remove(old);
     this.#sketch.accept(v);
+    return true;
   }
 
   /** Rebuilds from the distinct readings (after a reading at a known timestamp changed its value). */
   recompute(readings: Iterable<[ts: number, v: number]>): void {
+    this.reset();
+    for (const [ts, v] of readings) this.add(ts, v);
+  }
+
+  /** Back to no readings. */
+  reset(): void {
     this.count = 0;
     this.#sum.reset();
     this.min = Infinity;
@@ -70,8 +102,7 @@ export class Aggregate {
     this.last = 0;
     this.#mean = 0;
     this.#m2 = 0;
-    this.#sketch = new DDSketch({ relativeAccuracy: this.#accuracy });
-    for (const [ts, v] of readings) this.add(ts, v);
+    this.#sketch = new Sketch(this.#mapping);
   }
 
   fields(): AggregateFields {

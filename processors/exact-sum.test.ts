@@ -25,3 +25,14 @@ describe('exact sum', () => {
     expect(s.value()).toBe(sumOf([21.1, 23.3, 25.5]));
   });
 });
+
+describe('exact sum reuse', () => {
+  it('starts from zero after reset, whatever partials it held', () => {
+    const s = new ExactSum();
+    for (const v of [1e100, 1, -1e100, 0.1, 1e-30]) s.add(v);
+    s.reset();
+    expect(s.value()).toBe(0);
+    for (const v of [0.1, 0.2, 0.3]) s.add(v);
+    expect(s.value()).toBe(0.6);
+  });
+});

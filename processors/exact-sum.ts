@@ -5,31 +5,38 @@
  * was corrected can be subtracted exactly.
  */
 export class ExactSum {
-  #partials: number[] = [];
+  /** The first `#n` slots are the partials, in increasing magnitude (the array is reused, never shrunk). */
+  readonly #partials: number[] = [0];
+  #n = 0;
 
   add(x: number): void {
     const p = this.#partials;
+    const n = this.#n;
     let i = 0;
-    for (let j = 0; j < p.length; j++) {
+    for (let j = 0; j < n; j++) {
       let y = p[j]!;
-      if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x];
+      if (Math.abs(x) < Math.abs(y)) {
+        const t = x;
+        x = y;
+        y = t;
+      }
       const hi = x + y;
       const lo = y - (hi - x);
       if (lo !== 0) p[i++] = lo;
       x = hi;
     }
-    p.length = i;
-    p.push(x);
+    p[i] = x;
+    this.#n = i + 1;
   }
 
   addAll(other: ExactSum): void {
-    for (const x of other.#partials) this.add(x);
+    for (let j = 0; j < other.#n; j++) this.add(other.#partials[j]!);
   }
 
   /** The exact sum rounded to the nearest double (ties to even), as `math.fsum` does. */
   value(): number {
     const p = this.#partials;
-    let n = p.length;
+    let n = this.#n;
     if (n === 0) return 0;
     let hi = p[--n]!;
     let lo = 0;
@@ -50,6 +57,6 @@ export class ExactSum {
   }
 
   reset(): void {
-    this.#partials = [];
+    this.#n = 0;
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { telemetryLine } from './line-protocol.ts';
+import { rollupLine, telemetryLine } from './line-protocol.ts';
 
 describe('telemetryLine', () => {
   it('writes device tag, one float field per metric, and ms time', () => {
@@ -11,5 +11,15 @@ describe('telemetryLine', () => {
   it('sorts tags with device among them and escapes spaces, commas and equals signs', () => {
     const line = telemetryLine({ v: 1, id: 'x', deviceId: 'd', ts: 1, receivedAt: 0, metrics: { t: 1e-7 }, tags: { site: 'a b,c=d', area: 'n' } });
     expect(line).toBe('telemetry,area=n,device=d,site=a\\ b\\,c\\=d t=1e-7 1');
+  });
+});
+
+describe('tag escaping', () => {
+  it('writes names with and without special characters exactly as the client escaper does', async () => {
+    const { escape } = await import('@influxdata/influxdb-client');
+    for (const name of ['plain', 'a b', 'a,b', 'a=b', 'tab\there', 'new\nline', 'cr\r', 'back\\slash', '']) {
+      const line = rollupLine('telemetry_1m', name, name, 0, { count: 1, sum: 1, min: 1, max: 1, mean: 1, last: 1, p50: 1, p95: 1, p99: 1 });
+      expect(line.startsWith(`telemetry_1m,device=${escape.tag(name)},metric=${escape.tag(name)} `), JSON.stringify(name)).toBe(true);
+    }
   });
 });

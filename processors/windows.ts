@@ -14,9 +14,16 @@
  *   last write does, so the rollups equal what InfluxQL computes over the raw points.
  * - Checkpoint: per window size, the stream sequence below which no open window holds a reading; with the
  *   watermark, that is all a new owner needs to rebuild the open windows by replaying the stream.
+ *
+ * Storage: the distinct readings are kept once per device and chunk of the smallest window size, in columns
+ * (timestamps sorted, one Float64Array per metric), and shared by every level: an event is deduplicated once,
+ * usually by one comparison with the device's latest timestamp, and each level only updates its aggregates.
+ * A chunk lives as long as any level still has an open window of that device overlapping it (a reading too
+ * late for the minute still counts for the hour, and a correction to it must find the hour's readings).
  */
 import { Aggregate } from './aggregate.ts';
 import { rollupLine } from './line-protocol.ts';
+import { logMapping, type LogMapping } from './sketch.ts';
 
 export interface WindowLevel {
   /** Measurement written, e.g. `telemetry_1m`. */
@@ -55,15 +62,83 @@ export interface ApplyResult {
   late: boolean;
 }
 
-interface Series {
-  readonly values: Map<number, number>;
-  readonly agg: Aggregate;
+/** A field the reading does not have (values are finite: the schema and derived metrics reject the rest). */
+const ABSENT = NaN;
+
+/**
+ * The distinct readings of one device in one chunk of time, by timestamp (ascending), one column per metric.
+ * Readings arrive mostly in order per device: a new latest one is appended; an earlier one is found (or
+ * inserted) by binary search.
+ */
+class Readings {
+  readonly start: number;
+  ts = new Float64Array(64);
+  n = 0;
+  readonly names: string[] = [];
+  readonly cols: Float64Array<ArrayBuffer>[] = [];
+
+  constructor(start: number) {
+    this.start = start;
+  }
+
+  /** Index of `ts`, or `-(insertion point) - 1` when there is no reading at `ts`. */
+  find(ts: number): number {
+    const a = this.ts;
+    let hi = this.n - 1;
+    if (hi < 0 || ts > a[hi]!) return -this.n - 1;
+    let lo = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const t = a[mid]!;
+      if (t < ts) lo = mid + 1;
+      else if (t > ts) hi = mid - 1;
+      else return mid;
+    }
+    return -lo - 1;
+  }
+
+  /** Opens a row at `at` for `ts`, every field absent. */
+  insert(at: number, ts: number): void {
+    const n = this.n;
+    if (n === this.ts.length) {
+      const cap = n * 2;
+      this.ts = grow(this.ts, cap);
+      for (let c = 0; c < this.cols.length; c++) this.cols[c] = grow(this.cols[c]!, cap);
+    }
+    if (at < n) {
+      this.ts.copyWithin(at + 1, at, n);
+      for (const col of this.cols) col.copyWithin(at + 1, at, n);
+    }
+    this.ts[at] = ts;
+    for (const col of this.cols) col[at] = ABSENT;
+    this.n = n + 1;
+  }
+
+  /** The column of `metric`; `hint` is where it usually is (its position in the event). */
+  column(metric: string, hint: number): Float64Array<ArrayBuffer> {
+    if (this.names[hint] === metric) return this.cols[hint]!;
+    const c = this.names.indexOf(metric);
+    if (c >= 0) return this.cols[c]!;
+    const col = new Float64Array(this.ts.length).fill(ABSENT);
+    this.names.push(metric);
+    this.cols.push(col);
+    return col;
+  }
+}
+
+function grow(a: Float64Array, cap: number): Float64Array<ArrayBuffer> {
+  const b = new Float64Array(cap);
+  b.set(a);
+  return b;
 }
 
 interface Window {
+  readonly level: Level;
   readonly start: number;
   readonly deviceId: string;
-  readonly series: Map<string, Series>;
+  /** Aggregates by metric, in the order metrics first appeared. */
+  readonly names: string[];
+  readonly aggs: Aggregate[];
   /** Smallest and largest stream sequence applied to this window. */
   firstSeq: number;
   lastSeq: number;
@@ -72,18 +147,33 @@ interface Window {
 }
 
 interface Level extends WindowLevel {
+  readonly index: number;
   /** Windows by start, then device. */
   readonly byStart: Map<number, Map<string, Window>>;
   /** Replay skips sequences up to this one for this level (they belong to windows already final). */
   skipUpTo: number;
 }
 
+interface Device {
+  /** Distinct readings by chunk start (chunks are the smallest window size). */
+  readonly chunks: Map<number, Readings>;
+  /** The chunk and, per level, the window last used (events of a device mostly land in the same ones). */
+  chunk: Readings | undefined;
+  readonly windows: (Window | undefined)[];
+}
+
 /** The windows of one partition. Not thread-safe by design: one owner per partition. */
 export class PartitionWindows {
   readonly #opts: WindowOptions;
   readonly #levels: Level[];
-  readonly #dirty = new Set<[Level, Window]>();
-  readonly #dirtyIndex = new Map<Window, [Level, Window]>();
+  readonly #chunkMs: number;
+  readonly #devices = new Map<string, Device>();
+  readonly #dirty = new Set<Window>();
+  /** Per level, the window start of the event being applied, or NaN when the level does not take it. */
+  readonly #starts: number[];
+  /** Sketch mapping of every aggregate, and the bucket key of each metric of the event being applied. */
+  readonly #mapping: LogMapping;
+  readonly #keys: number[] = [];
   #watermark = -Infinity;
   #lastSeq = 0;
 
@@ -92,7 +182,10 @@ export class PartitionWindows {
     this.#opts = opts;
     this.#levels = [...opts.levels]
       .sort((a, b) => a.sizeMs - b.sizeMs)
-      .map((l) => ({ ...l, byStart: new Map(), skipUpTo: from?.levels[l.measurement] ?? (from ? from.lastSeq : 0) }));
+      .map((l, index) => ({ ...l, index, byStart: new Map(), skipUpTo: from?.levels[l.measurement] ?? (from ? from.lastSeq : 0) }));
+    this.#chunkMs = this.#levels[0]!.sizeMs;
+    this.#starts = this.#levels.map(() => NaN);
+    this.#mapping = logMapping(opts.relativeAccuracy);
     if (from) {
       this.#watermark = from.watermark ?? -Infinity;
       this.#lastSeq = from.lastSeq;
@@ -119,51 +212,129 @@ export class PartitionWindows {
     if (mark > this.#watermark) this.#watermark = mark;
     if (seq > this.#lastSeq) this.#lastSeq = seq;
     const result: ApplyResult = { tooLateFor: [], late: false };
+    const starts = this.#starts;
+    let taken = 0;
     for (let i = 0; i < this.#levels.length; i++) {
       const level = this.#levels[i]!;
       const start = Math.floor(e.ts / level.sizeMs) * level.sizeMs;
       const end = start + level.sizeMs;
+      starts[i] = NaN;
       if (end + this.#opts.allowedLatenessMs <= this.#watermark) {
         result.tooLateFor.push(level.measurement);
         continue;
       }
       if (i === 0 && end <= this.#watermark) result.late = true;
       if (seq <= level.skipUpTo) continue; // replay: already folded into a window that was final
-      this.#applyTo(level, start, e, seq);
+      starts[i] = start;
+      taken++;
     }
+    if (taken > 0) this.#fold(e, seq);
     return result;
   }
 
-  #applyTo(level: Level, start: number, e: WindowEvent, seq: number): void {
-    let byDevice = level.byStart.get(start);
-    if (!byDevice) level.byStart.set(start, (byDevice = new Map<string, Window>()));
-    let w = byDevice.get(e.deviceId);
-    if (!w) byDevice.set(e.deviceId, (w = { start, deviceId: e.deviceId, series: new Map(), firstSeq: seq, lastSeq: seq, version: 0, written: 0 }));
-    if (seq < w.firstSeq) w.firstSeq = seq;
-    if (seq > w.lastSeq) w.lastSeq = seq;
-    let changed = false;
-    for (const metric in e.metrics) {
-      const v = e.metrics[metric]!;
-      let s = w.series.get(metric);
-      if (!s) w.series.set(metric, (s = { values: new Map(), agg: new Aggregate(this.#opts.relativeAccuracy) }));
-      const old = s.values.get(e.ts);
-      if (old === undefined) {
-        s.values.set(e.ts, v);
-        s.agg.add(e.ts, v);
-        changed = true;
-      } else if (!Object.is(old, v)) {
-        // Same (device, ts) with another value: InfluxDB keeps the last write, and so do we.
-        s.values.set(e.ts, v);
-        s.agg.recompute(s.values);
-        changed = true;
-      }
+  /**
+   * Records the reading once, then updates the windows of the levels that take it (`#starts`). A level's open
+   * window holds exactly the recorded readings of its range: a reading a level did not take lies in a window
+   * of that level that is final (too late, or skipped by replay below its checkpoint), so it can never be
+   * asked to count it later.
+   */
+  #fold(e: WindowEvent, seq: number): void {
+    let dev = this.#devices.get(e.deviceId);
+    if (!dev) this.#devices.set(e.deviceId, (dev = { chunks: new Map(), chunk: undefined, windows: this.#levels.map(() => undefined) }));
+    const chunkStart = Math.floor(e.ts / this.#chunkMs) * this.#chunkMs;
+    let r = dev.chunk;
+    if (r?.start !== chunkStart) {
+      r = dev.chunks.get(chunkStart);
+      if (!r) dev.chunks.set(chunkStart, (r = new Readings(chunkStart)));
+      dev.chunk = r;
     }
-    if (changed) {
+    const metrics = e.metrics;
+    let at = r.find(e.ts);
+    const fresh = at < 0;
+    if (fresh) r.insert((at = -at - 1), e.ts);
+    // For a reading seen before: the metrics it did not have yet (added) and those whose value changed.
+    let added: string[] | undefined;
+    let changed: string[] | undefined;
+    let previous: number[] | undefined;
+    let k = 0;
+    const keys = this.#keys;
+    for (const metric in metrics) {
+      const v = metrics[metric]!;
+      if (fresh) keys[k] = this.#mapping.key(v); // once for all levels
+      const col = r.column(metric, k++);
+      if (!fresh) {
+        const old = col[at]!;
+        if (old !== old) (added ??= []).push(metric);
+        else if (Object.is(old, v)) continue;
+        else {
+          // InfluxDB keeps the last write, and so do we.
+          (changed ??= []).push(metric);
+          (previous ??= []).push(old);
+        }
+      }
+      col[at] = v;
+    }
+    for (let i = 0; i < this.#levels.length; i++) {
+      const start = this.#starts[i]!;
+      if (start !== start) continue;
+      const level = this.#levels[i]!;
+      let w = dev.windows[i];
+      if (w?.start !== start) {
+        let byDevice = level.byStart.get(start);
+        if (!byDevice) level.byStart.set(start, (byDevice = new Map<string, Window>()));
+        w = byDevice.get(e.deviceId);
+        if (!w)
+          byDevice.set(e.deviceId, (w = { level, start, deviceId: e.deviceId, names: [], aggs: [], firstSeq: seq, lastSeq: seq, version: 0, written: 0 }));
+        dev.windows[i] = w;
+      }
+      if (seq < w.firstSeq) w.firstSeq = seq;
+      if (seq > w.lastSeq) w.lastSeq = seq;
+      if (fresh) {
+        let j = 0;
+        for (const metric in metrics) {
+          this.#aggregate(w, metric, j).add(e.ts, metrics[metric]!, keys[j]);
+          j++;
+        }
+      } else {
+        if (!added && !changed) continue;
+        if (added) for (const metric of added) this.#aggregate(w, metric, -1).add(e.ts, metrics[metric]!);
+        if (changed) {
+          for (let c = 0; c < changed.length; c++) {
+            const metric = changed[c]!;
+            if (!this.#aggregate(w, metric, -1).replace(e.ts, previous![c]!, metrics[metric]!)) this.#recompute(dev, w, metric);
+          }
+        }
+      }
       w.version++;
-      if (!this.#dirtyIndex.has(w)) {
-        const entry: [Level, Window] = [level, w];
-        this.#dirty.add(entry);
-        this.#dirtyIndex.set(w, entry);
+      this.#dirty.add(w);
+    }
+  }
+
+  #aggregate(w: Window, metric: string, hint: number): Aggregate {
+    if (w.names[hint] === metric) return w.aggs[hint]!;
+    const j = w.names.indexOf(metric);
+    if (j >= 0) return w.aggs[j]!;
+    const agg = new Aggregate(this.#opts.relativeAccuracy);
+    w.names.push(metric);
+    w.aggs.push(agg);
+    return agg;
+  }
+
+  /** Rebuilds one metric of a window from the recorded readings in its range (after a value changed). */
+  #recompute(dev: Device, w: Window, metric: string): void {
+    const agg = this.#aggregate(w, metric, -1);
+    agg.reset();
+    const end = w.start + w.level.sizeMs;
+    for (let cs = Math.floor(w.start / this.#chunkMs) * this.#chunkMs; cs < end; cs += this.#chunkMs) {
+      const r = dev.chunks.get(cs);
+      const c = r ? r.names.indexOf(metric) : -1;
+      if (c < 0) continue;
+      const ts = r!.ts;
+      const col = r!.cols[c]!;
+      for (let i = 0; i < r!.n; i++) {
+        const t = ts[i]!;
+        const v = col[i]!;
+        if (t >= w.start && t < end && v === v) agg.add(t, v);
       }
     }
   }
@@ -171,18 +342,19 @@ export class PartitionWindows {
   /**
    * For a redelivered event (already folded, now arriving behind newer messages): its metrics minus those a
    * later reading at the same (device, ts) has replaced, so that rewriting it raw cannot undo the newer value.
-   * Returns undefined when nothing is left to write. A window already dropped cannot tell; then all are kept.
+   * Returns undefined when nothing is left to write. Readings already dropped cannot tell; then all are kept.
    */
   notSuperseded(e: WindowEvent): Record<string, number> | undefined {
-    const level = this.#levels[0]!;
-    const w = level.byStart.get(Math.floor(e.ts / level.sizeMs) * level.sizeMs)?.get(e.deviceId);
-    if (!w) return e.metrics;
+    const r = this.#devices.get(e.deviceId)?.chunks.get(Math.floor(e.ts / this.#chunkMs) * this.#chunkMs);
+    const at = r ? r.find(e.ts) : -1;
+    if (at < 0) return e.metrics;
     let out: Record<string, number> | undefined;
     let dropped = false;
     for (const metric in e.metrics) {
       const v = e.metrics[metric]!;
-      const current = w.series.get(metric)?.values.get(e.ts);
-      if (current !== undefined && !Object.is(current, v)) {
+      const c = r!.names.indexOf(metric);
+      const current = c < 0 ? ABSENT : r!.cols[c]![at]!;
+      if (current === current && !Object.is(current, v)) {
         dropped = true;
         continue;
       }
@@ -203,6 +375,13 @@ export class PartitionWindows {
     return n;
   }
 
+  /** Distinct readings held (each once, whatever the number of levels). */
+  get readingCount(): number {
+    let n = 0;
+    for (const d of this.#devices.values()) for (const r of d.chunks.values()) n += r.n;
+    return n;
+  }
+
   /**
    * Line protocol for every changed window, plus a token to pass to {@link markWritten} once InfluxDB stored them.
    * Windows that change again meanwhile stay dirty.
@@ -210,9 +389,8 @@ export class PartitionWindows {
   takeDirty(): { lines: string[]; windows: number; token: (readonly [Window, number])[] } {
     const lines: string[] = [];
     const token: (readonly [Window, number])[] = [];
-    for (const entry of this.#dirty) {
-      const [level, w] = entry;
-      for (const [metric, s] of w.series) lines.push(rollupLine(level.measurement, w.deviceId, metric, w.start, s.agg.fields()));
+    for (const w of this.#dirty) {
+      for (let j = 0; j < w.names.length; j++) lines.push(rollupLine(w.level.measurement, w.deviceId, w.names[j]!, w.start, w.aggs[j]!.fields()));
       token.push([w, w.version]);
     }
     return { lines, windows: token.length, token };
@@ -221,19 +399,14 @@ export class PartitionWindows {
   markWritten(token: readonly (readonly [Window, number])[]): void {
     for (const [w, version] of token) {
       if (version > w.written) w.written = version;
-      if (w.written === w.version) {
-        const entry = this.#dirtyIndex.get(w);
-        if (entry) {
-          this.#dirty.delete(entry);
-          this.#dirtyIndex.delete(w);
-        }
-      }
+      if (w.written === w.version) this.#dirty.delete(w);
     }
   }
 
   /**
    * Drops windows that are final (watermark past end + lateness), written, and whose messages are all acked
-   * up to `ackedUpTo` (so a redelivery can still ask {@link notSuperseded}). Returns how many were dropped.
+   * up to `ackedUpTo` (so a redelivery can still ask {@link notSuperseded}), then the readings no open window
+   * overlaps any more. Returns how many windows were dropped.
    */
   purge(ackedUpTo = Infinity): number {
     let dropped = 0;
@@ -243,12 +416,40 @@ export class PartitionWindows {
         for (const [device, w] of byDevice) {
           if (w.written !== w.version || w.lastSeq > ackedUpTo) continue;
           byDevice.delete(device);
+          const dev = this.#devices.get(device);
+          if (dev?.windows[level.index] === w) dev.windows[level.index] = undefined;
           dropped++;
         }
         if (byDevice.size === 0) level.byStart.delete(start);
       }
     }
+    if (dropped > 0) this.#dropReadings();
     return dropped;
+  }
+
+  /**
+   * Drops the chunks of readings that no open window overlaps: every window of theirs is final then (a window
+   * that is not final exists as soon as it took a reading), so no event can reach them again.
+   */
+  #dropReadings(): void {
+    for (const [deviceId, dev] of this.#devices) {
+      for (const cs of dev.chunks.keys()) {
+        if (this.#overlapped(deviceId, cs)) continue;
+        dev.chunks.delete(cs);
+        if (dev.chunk?.start === cs) dev.chunk = undefined;
+      }
+      if (dev.chunks.size === 0 && dev.windows.every((w) => w === undefined)) this.#devices.delete(deviceId);
+    }
+  }
+
+  #overlapped(deviceId: string, chunkStart: number): boolean {
+    const chunkEnd = chunkStart + this.#chunkMs;
+    for (const level of this.#levels) {
+      for (let s = Math.floor(chunkStart / level.sizeMs) * level.sizeMs; s < chunkEnd; s += level.sizeMs) {
+        if (level.byStart.get(s)?.has(deviceId)) return true;
+      }
+    }
+    return false;
   }
 
   /** The checkpoint of what is written: replaying from it rebuilds every window still open. */
