@@ -173,6 +173,7 @@ gateway ingest driven by the simulator, QoS 1, auth on (scrypt N=16384)
   const pubSum = sumSamples(m1, 'iot_gateway_jetstream_publish_seconds_sum') - sumSamples(m0, 'iot_gateway_jetstream_publish_seconds_sum');
   const pubCount = sumSamples(m1, 'iot_gateway_jetstream_publish_seconds_count') - sumSamples(m0, 'iot_gateway_jetstream_publish_seconds_count');
   const rss = sumSamples(m1, 'process_resident_memory_bytes');
+  const gatewayCpu = sumSamples(m1, 'process_cpu_seconds_total') - sumSamples(m0, 'process_cpu_seconds_total');
   const loadCpu = process.cpuUsage(cpu0);
 
   console.log(`
@@ -183,6 +184,7 @@ gateway ingest, QoS 1, auth on (scrypt N=16384), ${FORM} payloads
   events stored/s         ${(events / elapsed).toFixed(0)}
   events per JetStream msg ${(events / Math.max(1, batches)).toFixed(1)}
   JetStream publish mean  ${((pubSum / Math.max(1, pubCount)) * 1000).toFixed(2)} ms
+  gateway CPU             ${(gatewayCpu / elapsed).toFixed(2)} cores, ${((gatewayCpu / Math.max(1, a1 - a0)) * 1e6).toFixed(1)} µs per publish
   gateway RSS at end      ${(rss / 1024 / 1024).toFixed(0)} MiB
   load generator CPU      ${((loadCpu.user + loadCpu.system) / 1e6 / elapsed).toFixed(2)} cores
 `);
