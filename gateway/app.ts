@@ -70,7 +70,22 @@ const clientInternals = (c: Client): ClientInternals => {
   const raw = c as unknown as { will?: unknown; _disconnected?: boolean; conn?: { destroyed?: boolean } };
   return { will: raw.will, _disconnected: raw._disconnected, connDestroyed: () => raw.conn?.destroyed === true };
 };
-const isWill = (c: Client, packet: PublishPacket): boolean => clientInternals(c).will === packet;
+// Per message: reads the field directly (clientInternals allocates, and tsx names its closure with defineProperty).
+const isWill = (c: Client, packet: PublishPacket): boolean => (c as unknown as { will?: unknown }).will === packet;
+
+/**
+ * One callback for the `count` events of a message: `then` runs once with the first error (if any) after the last.
+ * Built by a function returning an anonymous arrow: tsx (esbuild keepNames) would otherwise run Object.defineProperty
+ * on a `const done = (...) => ...` for every message (4% of the gateway's CPU at 12k msg/s).
+ */
+function allDone(count: number, then: (failed: Error | undefined) => void): Done {
+  let left = count;
+  let failed: Error | undefined;
+  return (err) => {
+    failed ??= err;
+    if (--left === 0) then(failed);
+  };
+}
 
 /** Dead letters keep at most this many bytes of the original payload, so one fits in a NATS message (1 MiB default). */
 const DEADLETTER_PAYLOAD_BYTES = 256 * 1024;
@@ -164,6 +179,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     );
   };
 
+  const acceptedMessages = metrics.messages.labels({ outcome: 'accepted' });
   /** Validated telemetry -> batcher; `callback` once JetStream stored every event (QoS 1) or at once (QoS 0). */
   const ingest = (client: Client, packet: PublishPacket, callback: (err?: Error | null) => void): void => {
     const payload = packet.payload as Buffer;
@@ -178,18 +194,14 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
       });
       return;
     }
-    metrics.messages.inc({ outcome: 'accepted' });
+    acceptedMessages.inc();
     status.touch(client.id);
     const partition = partitionOf(client.id, config.PARTITIONS);
-    let left = result.events.length;
-    let failed: Error | undefined;
-    const done: Done = (err) => {
-      failed ??= err;
-      if (--left > 0) return;
+    const done = allDone(result.events.length, (failed) => {
       admission.release(client, bytes);
       if (failed) metrics.messages.inc({ outcome: 'failed' });
       if (packet.qos > 0) callback(failed ?? null);
-    };
+    });
     for (const event of result.events) batcher.add(partition, event, done);
     // QoS 0 promises nothing: answer now; the admission slot is held until JetStream answered.
     if (packet.qos === 0) callback(null);

@@ -117,6 +117,8 @@ gateway ingest driven by the simulator, QoS 1, auth on (scrypt N=16384)
   simulator PUBACKed/s    ${(d(s0, s1, 'iot_simulator_messages_acked_total') / elapsed).toFixed(0)}
   gateway events stored/s ${(d(g0, g1, 'iot_gateway_events_published_total') / elapsed).toFixed(0)}
   simulator publish errors ${d(s0, s1, 'iot_simulator_publish_errors_total')}
+  gateway CPU             ${(d(g0, g1, 'process_cpu_seconds_total') / elapsed).toFixed(2)} cores, ${((d(g0, g1, 'process_cpu_seconds_total') / Math.max(1, d(s0, s1, 'iot_simulator_messages_acked_total'))) * 1e6).toFixed(1)} µs per publish
+  events per JetStream msg ${(d(g0, g1, 'iot_gateway_events_published_total') / Math.max(1, d(g0, g1, 'iot_gateway_batches_published_total'))).toFixed(1)}
   gateway RSS at end      ${(sumSamples(g1, 'process_resident_memory_bytes') / 1024 / 1024).toFixed(0)} MiB
 `);
   sim.kill('SIGTERM');
