@@ -179,7 +179,6 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     );
   };
 
-  const acceptedMessages = metrics.messages.labels({ outcome: 'accepted' });
   /** Validated telemetry -> batcher; `callback` once JetStream stored every event (QoS 1) or at once (QoS 0). */
   const ingest = (client: Client, packet: PublishPacket, callback: (err?: Error | null) => void): void => {
     const payload = packet.payload as Buffer;
@@ -194,7 +193,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
       });
       return;
     }
-    acceptedMessages.inc();
+    metrics.acceptedMessage();
     status.touch(client.id);
     const partition = partitionOf(client.id, config.PARTITIONS);
     const done = allDone(result.events.length, (failed) => {
