@@ -1,5 +1,5 @@
 /**
- * parseTelemetry's fast paths (hand-written JSON object check, UTF-8 decode) must give exactly the result of the
+ * parseTelemetry's fast path (a hand-written check of the JSON object form) must give exactly the result of the
  * zod reference path: same events (key order included) for accepted payloads, same code and reason for refused ones.
  */
 import { describe, expect, it } from 'vitest';
