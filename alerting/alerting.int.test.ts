@@ -9,7 +9,7 @@ import { waitFor } from '../test/support/wait.ts';
 import { startWebhookReceiver } from '../test/support/webhook-receiver.ts';
 import { connect } from 'nats';
 import type { DeadLetter } from '../core/schemas.ts';
-import { STREAMS } from '../core/subjects.ts';
+import { CONSUMERS, STREAMS } from '../core/subjects.ts';
 import { sign } from './webhooks/signature.ts';
 
 const SECRET = 'test-secret-0123456789';
@@ -379,6 +379,49 @@ describe('alert state ownership', () => {
     await first.close();
     await using second = await standby;
     expect(second.engine.state('hot/owner-1')).toMatchObject({ phase: 'firing', episode: 1 });
+    await nc.close();
+  });
+  it('holds the input of readings that only flap inactive <-> pending until STATE_FLUSH_MS, and commits at once when an alert fires', async () => {
+    await using nats = await startNatsServer();
+    await using dir = await tempDir();
+    const rules = await dir.write(
+      'rules.yaml',
+      'rules:\n  - { id: flap, kind: threshold, metric: temperature, above: 30, clear: 25, for: 1h }\n  - { id: burst, kind: threshold, metric: pressure, above: 100, for: 0s }\n',
+    );
+    const bucket = uniqueName('state');
+    await using _alerting = await startAlerting(nats, rules, { STATE_FLUSH_MS: '600000', CHECKPOINT_MS: '600000', STATE_BUCKET: bucket });
+    const nc = await connect({ servers: nats.url });
+    const js = nc.jetstream();
+    const jsm = await nc.jetstreamManager();
+    const kv = await js.views.kv(bucket);
+    const consumer = () => jsm.consumers.info(STREAMS.telemetry, CONSUMERS.alerting);
+    const t0 = Date.now() - 60_000;
+
+    // The first commit of a fresh service is immediate: the device goes pending and that is stored.
+    await publishReadings(js, 'flap-1', [{ ts: t0, metrics: { temperature: 31 } }]);
+    await waitFor(consumer, (c) => c.ack_floor.stream_seq === 1 && c.num_ack_pending === 0, { what: 'the first reading acked' });
+    const first = await kv.get('alert.flap.flap-1');
+    expect(first?.json<{ phase: string }>().phase).toBe('pending');
+
+    // Flapping without a notification: evaluated (delivered), held unacked, nothing written.
+    const flaps = [24, 31, 24, 31, 24, 31];
+    await publishReadings(
+      js,
+      'flap-1',
+      flaps.map((v, i) => ({ ts: t0 + (i + 1) * 1000, metrics: { temperature: v } })),
+    );
+    await waitFor(consumer, (c) => c.delivered.stream_seq === 1 + flaps.length, { what: 'the flapping readings delivered' });
+    const held = await consumer();
+    expect(held.num_ack_pending).toBe(flaps.length);
+    expect((await kv.get('alert.flap.flap-1'))?.revision).toBe(first?.revision);
+
+    // A firing transition commits at once: everything held is written and acked with it.
+    await publishReadings(js, 'burst-1', [{ ts: t0 + 10_000, metrics: { pressure: 200 } }]);
+    await waitFor(consumer, (c) => c.num_ack_pending === 0 && c.ack_floor.stream_seq === 2 + flaps.length, { what: 'all input acked' });
+    const after = await kv.get('alert.flap.flap-1');
+    expect(after!.revision).toBeGreaterThan(first!.revision);
+    expect(after?.json<{ phase: string }>().phase).toBe('pending');
+    expect((await kv.get('alert.burst.burst-1'))?.json<{ phase: string }>().phase).toBe('firing');
     await nc.close();
   });
 });

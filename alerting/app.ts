@@ -1,8 +1,11 @@
 /**
- * Alerting: durable consumers `alerting` on TELEMETRY and DEVICE_STATUS feed the rule engine. After each
+ * Alerting: durable consumers `alerting` on TELEMETRY and DEVICE_STATUS feed the rule engine. After a
  * batch, every transition is published to ALERTS (the outbox, deterministic `Nats-Msg-Id`), then the alert
  * states whose lifecycle changed (phase, condition, ack, notification) are written to NATS KV, then the
- * input messages are acked. A crash at any point therefore either replays input against the old state
+ * input messages are acked. A batch with a notification (firing, resolved) is committed at once; changes
+ * without one (inactive <-> pending of a flapping reading) are committed at most every STATE_FLUSH_MS, with
+ * the input of every batch in between held unacked until then, so a device crossing a threshold on every
+ * other reading costs one KV write per STATE_FLUSH_MS, not one per batch. A crash at any point therefore either replays input against the old state
  * (re-deriving the same transition ids, which JetStream's dedup window and the webhook receivers'
  * idempotency keys absorb) or finds the new state and skips readings it already evaluated: a restart neither
  * forgets a firing alert nor fires it again.
@@ -193,6 +196,11 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
     metrics.alerts.set({ state: 'firing' }, firing);
   };
 
+  /** Evaluated input waiting for the next commit to be acked. */
+  const held: JsMsg[] = [];
+  let lastCommit = 0;
+  let commitTimer: NodeJS.Timeout | undefined;
+
   const deadLetter = async (m: JsMsg, stream: string, code: string, reason: string): Promise<void> => {
     await publishDeadLetter(js, { stage: 'alerting', code, reason, payload: m.data, topic: m.subject, dedupKey: `${stream}:${m.info.streamSequence}` });
     m.term(reason);
@@ -227,9 +235,29 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
       }
       good.push(m);
     }
-    await flush();
-    for (const m of good) m.ack();
-    metrics.messages.inc({ stream, outcome: 'acked' }, good.length);
+    held.push(...good);
+    if (engine.hasTransitions || stopping || Date.now() - lastCommit >= config.STATE_FLUSH_MS) await commit();
+    else commitTimer ??= setTimeout(() => void serial(commit).catch((err: unknown) => log.error({ err }, 'state commit failed')), config.STATE_FLUSH_MS);
+  };
+
+  /** Writes what the evaluated input changed (flush), then acks that input. Runs on the serial chain. */
+  const commit = async (): Promise<void> => {
+    clearTimeout(commitTimer);
+    commitTimer = undefined;
+    const msgs = held.splice(0);
+    try {
+      await flush();
+    } catch (err) {
+      for (const m of msgs) m.nak(config.RETRY_MIN_MS);
+      throw err;
+    }
+    lastCommit = Date.now();
+    const acked = new Map<string, number>();
+    for (const m of msgs) {
+      m.ack();
+      acked.set(m.info.stream, (acked.get(m.info.stream) ?? 0) + 1);
+    }
+    for (const [stream, n] of acked) metrics.messages.inc({ stream, outcome: 'acked' }, n);
   };
 
   const consume = async (stream: string): Promise<BatchConsumer> =>
@@ -386,6 +414,7 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
       watcher?.close();
       for (const c of consumers) await c.close();
       await chain;
+      await serial(commit).catch((err: unknown) => log.error({ err }, 'final state commit failed'));
       await checkpointing;
       await checkpoint(); // a graceful stop keeps all evaluator memory
       await lease.release();

@@ -15,7 +15,12 @@ export const AlertingConfig = z.object({
   LEASE_TTL_MS: env.int(10000, 100).describe('one instance owns the alert state; a standby takes over at most this long after the owner dies, ms'),
   TICK_MS: env.int(1000, 10).describe('silence checks and repeat notifications run this often, ms'),
   DELIVER_FROM: z.enum(['new', 'all']).default('new').describe('where a newly created consumer starts in TELEMETRY: only new readings, or the whole stream'),
-  FETCH_MAX_MESSAGES: env.int(64, 1).describe('JetStream messages evaluated before one state flush, at most'),
+  FETCH_MAX_MESSAGES: env.int(64, 1).describe('JetStream messages evaluated as one batch, at most'),
+  STATE_FLUSH_MS: env
+    .int(100, 0)
+    .describe(
+      'alert states that changed without a notification (e.g. inactive <-> pending) are written to KV, and their input acked, at most this often, ms; a firing or resolved transition is written at once',
+    ),
   ACK_WAIT_MS: env.int(60000, 1000).describe('JetStream redelivers a message not acked within this, ms'),
   RETRY_MIN_MS: env.int(200, 1).describe('first delay after a failed flush (publish or KV write), ms; doubles per failure'),
   RETRY_MAX_MS: env.int(10000, 1).describe('longest delay between flush attempts, ms'),

@@ -126,6 +126,11 @@ export class AlertEngine {
     return this.#states.size;
   }
 
+  /** True when transitions (notifications) wait for {@link take}: they should be published without delay. */
+  get hasTransitions(): boolean {
+    return this.#out.length > 0;
+  }
+
   take(): EngineOutput {
     const out: EngineOutput = {
       transitions: this.#out,

@@ -208,6 +208,11 @@ points (distinct readings), dead letters by reason, clean disconnects, dropped c
     .option('--nats-url <url>', 'NATS of the running stack (for the JetStream backlog)')
     .option('--password <secret>', 'password of every load-test device')
     .option('--profile <dir>', 'when starting its own stack: run gateway and processors with --cpu-prof into this folder')
+    .addOption(
+      new Option('--runtime <how>', 'when starting its own stack: compiled (tsc into dist/, as production) or source (tsx)')
+        .choices(['compiled', 'source'])
+        .default('compiled'),
+    )
     .option(
       '--service-env <KEY=VALUE>',
       'env for the self-started services (repeatable), e.g. FETCH_MAX_MESSAGES=1000',

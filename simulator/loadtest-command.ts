@@ -24,6 +24,7 @@ export const LoadtestFlags = z
     natsUrl: z.string().optional(),
     password: z.string().optional(),
     profile: z.string().optional(),
+    runtime: z.enum(['compiled', 'source']).default('compiled'),
     serviceEnv: z.array(z.string().regex(/^[A-Z_][A-Z0-9_]*=.*$/, 'must be KEY=VALUE')).default([]),
     maxP99Ms: z.number().positive(),
     graceMs: z.number().positive(),
@@ -58,7 +59,7 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
   if (flags.mqttUrl === undefined) {
     print('No --mqtt-url: starting NATS, InfluxDB and the services on this machine …');
     const env = Object.fromEntries(flags.serviceEnv.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    stack = await startLocalStack({ logLevel: flags.logLevel, env, ...(flags.profile ? { profileDir: flags.profile } : {}) });
+    stack = await startLocalStack({ logLevel: flags.logLevel, env, runtime: flags.runtime, ...(flags.profile ? { profileDir: flags.profile } : {}) });
     print(`Stack up: ${stack.services.join(', ')} (MQTT ${stack.mqttUrl})`);
   }
   const mqttUrl = stack?.mqttUrl ?? flags.mqttUrl!;
