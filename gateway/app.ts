@@ -21,6 +21,7 @@ import { authorizePublishTopic, authorizeSubscribeFilter } from './acl.ts';
 import { Admission } from './admission.ts';
 import { DeviceAuthenticator } from './auth.ts';
 import { TelemetryBatcher, type Done } from './batcher.ts';
+import { JetStreamPublisher } from './jetstream-publisher.ts';
 import type { GatewayConfig } from './config.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { parseTelemetry } from './payload.ts';
@@ -115,8 +116,9 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
   }
   const js = nc.jetstream();
   const buckets = await openRegistryBuckets(js);
+  const publisher = new JetStreamPublisher(nc);
   const batcher = new TelemetryBatcher(
-    js,
+    publisher,
     {
       partitions: config.PARTITIONS,
       maxEvents: config.BATCH_MAX_EVENTS,
@@ -366,6 +368,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
       await status.drain();
       watcher.stop();
       await nc.drain();
+      publisher.close();
       await ops.close();
     })());
   return {
