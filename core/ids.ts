@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * Deterministic event id (DESIGN.md): `{deviceId}:{seq}` when the device numbers its readings,
@@ -6,14 +6,16 @@ import { createHash } from 'node:crypto';
  */
 export function eventId(deviceId: string, seq: number | undefined, ts: number, metrics: Record<string, number>): string {
   if (seq !== undefined) return `${deviceId}:${seq}`;
-  const h = createHash('sha1').update(deviceId).update('\0').update(String(ts)).update('\0');
-  for (const [k, v] of Object.entries(metrics)) h.update(k).update('=').update(String(v)).update(';');
-  return `${deviceId}:h${h.digest('base64url').slice(0, 16)}`;
+  // One string, one-shot hash: the same bytes as hashing the parts one by one.
+  let text = `${deviceId}\0${ts}\0`;
+  for (const k in metrics) text += `${k}=${metrics[k]};`;
+  return `${deviceId}:h${hash('sha1', text, 'base64url').slice(0, 16)}`;
 }
 
 /** `Nats-Msg-Id` of a batch: a hash of its event ids, so a retried publish of the same batch is deduplicated. */
 export function batchMsgId(eventIds: readonly string[]): string {
-  const h = createHash('sha1');
-  for (const id of eventIds) h.update(id).update('\n');
-  return h.digest('base64url');
+  // sha1 of `id\n` for each id: one string and a one-shot hash (two native update calls per id cost more).
+  let text = '';
+  for (const id of eventIds) text += `${id}\n`;
+  return hash('sha1', text, 'base64url');
 }

@@ -5,12 +5,16 @@
  * events arriving meanwhile gather into the next batch, which makes batches grow with load by themselves.
  * A failed publish is retried with the same Nats-Msg-Id (deduplicated by JetStream) until the deadline;
  * only then are the waiting callbacks failed, so their QoS 1 publishes get no PUBACK and devices resend.
+ *
+ * One linger timer serves all partitions: every partition with a partial batch when it fires publishes in the same
+ * tick, so nats.js sends them all in one socket write (it flushes its outbound buffer on a microtask). A timer per
+ * partition made each publish its own write syscall (11-15% of the gateway's CPU at 12k msg/s).
  */
-import type { JetStreamClient } from 'nats';
 import { batchMsgId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { TelemetryBatch, TelemetryEvent } from '../core/schemas.ts';
 import { subjects } from '../core/subjects.ts';
+import type { JetStreamPublisher } from './jetstream-publisher.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export type Done = (err?: Error) => void;
@@ -27,25 +31,29 @@ interface Partition {
   readonly index: number;
   events: TelemetryEvent[];
   waiters: Done[];
-  timer: NodeJS.Timeout | undefined;
+  /** Listed in `#due`: publishes when the shared linger timer fires. */
+  due: boolean;
   inFlight: boolean;
 }
 
 export class TelemetryBatcher {
-  readonly #js: JetStreamClient;
+  readonly #js: JetStreamPublisher;
   readonly #opts: BatcherOptions;
   readonly #metrics: GatewayMetrics;
   readonly #log: Logger;
   readonly #parts: Partition[];
   #pendingEvents = 0;
   #idle: (() => void)[] = [];
+  /** Partitions waiting for the linger timer. */
+  #due: Partition[] = [];
+  #timerArmed = false;
 
-  constructor(js: JetStreamClient, opts: BatcherOptions, metrics: GatewayMetrics, log: Logger) {
+  constructor(js: JetStreamPublisher, opts: BatcherOptions, metrics: GatewayMetrics, log: Logger) {
     this.#js = js;
     this.#opts = opts;
     this.#metrics = metrics;
     this.#log = log;
-    this.#parts = Array.from({ length: opts.partitions }, (_, index) => ({ index, events: [], waiters: [], timer: undefined, inFlight: false }));
+    this.#parts = Array.from({ length: opts.partitions }, (_, index) => ({ index, events: [], waiters: [], due: false, inFlight: false }));
   }
 
   /** Events accepted but not yet acknowledged by JetStream. */
@@ -62,8 +70,28 @@ export class TelemetryBatcher {
     this.#pendingEvents++;
     if (p.inFlight) return; // the running publish picks these up when it finishes
     if (p.events.length >= this.#opts.maxEvents) this.#flush(p);
-    else p.timer ??= setTimeout(() => this.#flush(p), this.#opts.lingerMs);
+    else this.#linger(p);
   }
+
+  /** `p` publishes when the shared linger timer fires (at most lingerMs from now). */
+  #linger(p: Partition): void {
+    if (p.due) return;
+    p.due = true;
+    this.#due.push(p);
+    if (this.#timerArmed) return;
+    this.#timerArmed = true;
+    setTimeout(this.#onTimer, this.#opts.lingerMs);
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timerArmed = false;
+    const due = this.#due;
+    this.#due = [];
+    for (const p of due) {
+      p.due = false;
+      this.#flush(p);
+    }
+  };
 
   /** Publishes everything queued now and resolves when nothing is pending. */
   async drain(): Promise<void> {
@@ -73,10 +101,6 @@ export class TelemetryBatcher {
   }
 
   #flush(p: Partition): void {
-    if (p.timer) {
-      clearTimeout(p.timer);
-      p.timer = undefined;
-    }
     if (p.inFlight || p.events.length === 0) return;
     const n = Math.min(p.events.length, this.#opts.maxEvents);
     const events = p.events.length === n ? p.events : p.events.slice(0, n);
@@ -89,7 +113,7 @@ export class TelemetryBatcher {
       this.#pendingEvents -= waiters.length;
       for (const w of waiters) w(err);
       if (p.events.length >= this.#opts.maxEvents || (p.events.length > 0 && this.#idle.length > 0)) this.#flush(p);
-      else if (p.events.length > 0) p.timer ??= setTimeout(() => this.#flush(p), this.#opts.lingerMs);
+      else if (p.events.length > 0) this.#linger(p);
       if (this.#pendingEvents === 0) for (const resolve of this.#idle.splice(0)) resolve();
     });
   }
@@ -104,7 +128,7 @@ export class TelemetryBatcher {
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       try {
-        const ack = await this.#js.publish(subject, data, { msgID, timeout: this.#opts.publishTimeoutMs });
+        const ack = await this.#js.publish(subject, data, msgID, this.#opts.publishTimeoutMs);
         this.#metrics.publishSeconds.observe((performance.now() - started) / 1000);
         this.#metrics.batchesPublished.inc({ duplicate: String(ack.duplicate) });
         this.#metrics.eventsPublished.inc(events.length);

@@ -12,6 +12,7 @@
  * The load generator shares the machine with the gateway and nats-server, so the figure is a lower bound.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { connect } from 'nats';
@@ -29,6 +30,27 @@ const SIMULATOR = process.env.BENCH_LOAD === 'simulator';
 const SIM_RATE = Number(process.env.SIM_RATE ?? 200);
 
 const root = join(import.meta.dirname, '..');
+
+/** CPU seconds of this process's nats-server children (Linux /proc; undefined elsewhere). */
+function natsServerCpu(): number | undefined {
+  try {
+    const children = readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/);
+    let ticks = 0;
+    let found = false;
+    for (const pid of children) {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(nats-server)')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      found = true;
+    }
+    return found ? ticks / 100 : undefined; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+const natsCpuLine = (c0: number | undefined, c1: number | undefined, elapsed: number): string =>
+  c0 === undefined || c1 === undefined ? 'n/a' : `${((c1 - c0) / elapsed).toFixed(2)} cores`;
 const nats = await startNatsServer();
 // Child processes must not outlive the bench (an interrupted run would leave a loaded gateway behind).
 const children: ChildProcess[] = [];
@@ -103,11 +125,13 @@ if (SIMULATOR) {
   await new Promise((r) => setTimeout(r, WARMUP * 1000));
   const s0 = await scrape(simMetrics);
   const g0 = await scrape(metricsUrl);
+  const n0 = natsServerCpu();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const elapsed = (performance.now() - t0) / 1000;
   const s1 = await scrape(simMetrics);
   const g1 = await scrape(metricsUrl);
+  const n1 = natsServerCpu();
   const d = (a: string, b: string, name: string): number => sumSamples(b, name) - sumSamples(a, name);
   console.log(`
 gateway ingest driven by the simulator, QoS 1, auth on (scrypt N=16384)
@@ -117,6 +141,9 @@ gateway ingest driven by the simulator, QoS 1, auth on (scrypt N=16384)
   simulator PUBACKed/s    ${(d(s0, s1, 'iot_simulator_messages_acked_total') / elapsed).toFixed(0)}
   gateway events stored/s ${(d(g0, g1, 'iot_gateway_events_published_total') / elapsed).toFixed(0)}
   simulator publish errors ${d(s0, s1, 'iot_simulator_publish_errors_total')}
+  gateway CPU             ${(d(g0, g1, 'process_cpu_seconds_total') / elapsed).toFixed(2)} cores, ${((d(g0, g1, 'process_cpu_seconds_total') / Math.max(1, d(s0, s1, 'iot_simulator_messages_acked_total'))) * 1e6).toFixed(1)} µs per publish
+  events per JetStream msg ${(d(g0, g1, 'iot_gateway_events_published_total') / Math.max(1, d(g0, g1, 'iot_gateway_batches_published_total'))).toFixed(1)}
+  nats-server CPU         ${natsCpuLine(n0, n1, elapsed)}
   gateway RSS at end      ${(sumSamples(g1, 'process_resident_memory_bytes') / 1024 / 1024).toFixed(0)} MiB
 `);
   sim.kill('SIGTERM');
@@ -160,11 +187,13 @@ gateway ingest driven by the simulator, QoS 1, auth on (scrypt N=16384)
   const a0 = acked;
   const m0 = await scrape(metricsUrl);
   const cpu0 = process.cpuUsage();
+  const n0 = natsServerCpu();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const elapsed = (performance.now() - t0) / 1000;
   const a1 = acked;
   const m1 = await scrape(metricsUrl);
+  const n1 = natsServerCpu();
   running = false;
   await Promise.all(loops);
 
@@ -173,6 +202,7 @@ gateway ingest driven by the simulator, QoS 1, auth on (scrypt N=16384)
   const pubSum = sumSamples(m1, 'iot_gateway_jetstream_publish_seconds_sum') - sumSamples(m0, 'iot_gateway_jetstream_publish_seconds_sum');
   const pubCount = sumSamples(m1, 'iot_gateway_jetstream_publish_seconds_count') - sumSamples(m0, 'iot_gateway_jetstream_publish_seconds_count');
   const rss = sumSamples(m1, 'process_resident_memory_bytes');
+  const gatewayCpu = sumSamples(m1, 'process_cpu_seconds_total') - sumSamples(m0, 'process_cpu_seconds_total');
   const loadCpu = process.cpuUsage(cpu0);
 
   console.log(`
@@ -183,6 +213,8 @@ gateway ingest, QoS 1, auth on (scrypt N=16384), ${FORM} payloads
   events stored/s         ${(events / elapsed).toFixed(0)}
   events per JetStream msg ${(events / Math.max(1, batches)).toFixed(1)}
   JetStream publish mean  ${((pubSum / Math.max(1, pubCount)) * 1000).toFixed(2)} ms
+  gateway CPU             ${(gatewayCpu / elapsed).toFixed(2)} cores, ${((gatewayCpu / Math.max(1, a1 - a0)) * 1e6).toFixed(1)} µs per publish
+  nats-server CPU         ${natsCpuLine(n0, n1, elapsed)}
   gateway RSS at end      ${(rss / 1024 / 1024).toFixed(0)} MiB
   load generator CPU      ${((loadCpu.user + loadCpu.system) / 1e6 / elapsed).toFixed(2)} cores
 `);

@@ -59,6 +59,10 @@ export function quote(s: string): string {
  * `__proto__` is refused because it cannot be an ordinary key of a JavaScript object.
  */
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+/** True when checkName would pass `name`. */
+export function isName(name: string, max: number): boolean {
+  return name.length > 0 && name.length <= max && NAME.test(name) && name !== '__proto__';
+}
 export function checkName(name: string, max: number, code: 'bad_metric_name' | 'bad_tag', what: string): void {
   if (name.length === 0) throw new Rejection(code, `${what} "": must not be empty`);
   if (name.length > max) throw new Rejection(code, `${what} ${quote(name)}: ${name.length} characters, limit ${max}`);
@@ -68,10 +72,17 @@ export function checkName(name: string, max: number, code: 'bad_metric_name' | '
 
 /** Units (UCUM or SenML unit names such as `Cel`, `%RH`, `m/s2`): printable ASCII, no spaces or quotes. */
 const UNIT = /^[!#-~]+$/;
+/** True when checkUnit would pass `unit`. */
+export function isUnit(unit: string, max: number): boolean {
+  return unit.length > 0 && unit.length <= max && UNIT.test(unit);
+}
 export function checkUnit(metric: string, unit: string, max: number): void {
   if (unit.length === 0 || unit.length > max || !UNIT.test(unit))
     throw new Rejection('bad_unit', `units.${metric} ${quote(unit)}: must be 1-${max} printable ASCII characters without spaces or quotes`);
 }
+
+/** Characters a tag value must not contain: they break line protocol and logs. */
+export const CONTROL_CHARS = /[\p{Cc}\p{Cs}\u2028\u2029]/u;
 
 export function checkValue(where: string, v: unknown): number {
   if (typeof v !== 'number') throw new Rejection('schema', `${where}: must be a number, got ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`);

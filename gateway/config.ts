@@ -23,7 +23,11 @@ export const GatewayConfig = z
     KEEPALIVE_MAX_S: env.int(0).describe('largest MQTT keep-alive a client may ask for, s (0 = any); bounds how long a dead connection shows online'),
     PARTITIONS: env.int(DEFAULT_PARTITIONS, 1).describe('telemetry partitions; fixed per deployment'),
     BATCH_MAX_EVENTS: env.int(200, 1).describe('events per JetStream message, at most'),
-    BATCH_LINGER_MS: env.int(2).describe('how long a partial batch waits for more events, ms'),
+    BATCH_LINGER_MS: env
+      .int(5)
+      .describe(
+        'how long a partial batch waits for more events, ms: longer means fewer, larger JetStream messages (less CPU per reading) and up to this much more PUBACK latency',
+      ),
     PUBLISH_TIMEOUT_MS: env.int(5000, 1).describe('one JetStream publish attempt times out after this, ms'),
     PUBLISH_DEADLINE_MS: env.int(30000, 1).describe('a batch is retried until this deadline, then its QoS 1 publishes fail (no PUBACK)'),
     MAX_INFLIGHT_PER_CLIENT: env
