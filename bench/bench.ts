@@ -26,6 +26,7 @@ const program = new Command('bench')
   .description('Side-by-side benchmark: raw aedes ceiling, naive mqtt->InfluxDB bridge, Node-RED 4 (batch and per-message), and this pipeline.')
   .option('--rates <list>', 'offered rates to step through, msg/s', list, [2500, 5000, 10000, 20000, 30000, 40000, 60000, 80000])
   .option('--duration <s>', 'seconds per step', Number, 15)
+  .option('--warmup <s>', 'seconds of unmeasured load before the first step of each system (still checked for loss)', Number, 3)
   .option('--devices <n>', 'MQTT connections (at least rate/500)', Number, 20)
   .option('--qos <0|1>', 'MQTT QoS', '1')
   .option('--systems <list>', `which systems (${SYSTEMS.join(',')})`, SYSTEMS.join(','))
@@ -38,6 +39,7 @@ const program = new Command('bench')
 const opts = program.opts<{
   rates: number[];
   duration: number;
+  warmup: number;
   devices: number;
   qos: string;
   systems: string;
@@ -51,6 +53,7 @@ const opts = program.opts<{
 if (opts.quick) {
   opts.rates = [500, 1000];
   opts.duration = 3;
+  opts.warmup = 1;
 }
 const wanted = opts.systems.split(',').map((s) => s.trim()) as SystemName[];
 for (const s of wanted) if (!SYSTEMS.includes(s)) throw new InvalidArgumentError(`unknown system ${s}; one of ${SYSTEMS.join(', ')}`);
@@ -122,6 +125,8 @@ try {
         sink: sys.sink,
         rate,
         durationS: opts.duration,
+        // Every system is warmed up once, before its first step, at that step's rate.
+        warmupS: r.steps.length === 0 ? opts.warmup : 0,
         devices: opts.devices,
         qos,
         steps: false,
@@ -132,6 +137,14 @@ try {
         runId: `b${name.replace(/_/g, '')}${Date.now().toString(36)}`,
       });
       const step = res.steps[0]!;
+      if (res.warmup) {
+        const w = res.warmup;
+        log(
+          `  ${name.padEnd(20)} warm-up ${w.duration_s} s at ${w.offered_rate}/s (not measured): stored ${w.stored}/${w.sent}, lost ${w.lost}, dup ${w.duplicated}`,
+        );
+        r.lost += w.lost;
+        r.duplicated += w.duplicated;
+      }
       r.steps.push(step);
       r.lost += step.lost;
       r.duplicated += step.duplicated;
@@ -180,6 +193,7 @@ const report = {
   settings: {
     rates: opts.rates,
     duration_s: opts.duration,
+    warmup_s: opts.warmup,
     max_p99_ms: opts.maxP99Ms,
     grace_ms: opts.graceMs,
     devices: opts.devices,

@@ -65,6 +65,11 @@ export const ProcessorConfig = z.object({
   INFLUX_BUCKET: env.str('telemetry').describe('bucket (2.x) or database (1.x) for telemetry'),
   INFLUX_TIMEOUT_MS: env.int(10000, 1).describe('one InfluxDB write times out after this, ms'),
   INFLUX_GZIP_THRESHOLD: env.int(1000).describe('write bodies larger than this many bytes are gzipped (a huge value disables gzip)'),
+  INFLUX_WRITE_LINGER_MS: env
+    .int(50, 0)
+    .describe(
+      'a write request starts at least this long after the previous one started, unless 5,000 lines wait (fewer, larger requests: InfluxDB syncs its WAL per request), ms',
+    ),
   FETCH_MAX_MESSAGES: env.int(64, 1).describe('JetStream messages (batches of events) written to InfluxDB together, at most'),
   ACK_WAIT_MS: env.int(30000, 1000).describe('JetStream redelivers a message not acked within this, ms (also bounds how long a dead instance holds messages)'),
   RETRY_MIN_MS: env.int(500, 1).describe('first nak delay after a failed write, ms (doubles per failure)'),

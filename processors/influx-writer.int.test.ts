@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { influxql, rows } from '../devstack/influxql.ts';
 import { uniqueName, useInfluxServer } from '../test/support/stack.ts';
-import { InfluxWriter, isPermanentWriteError } from './influx-writer.ts';
+import { FLUSH_LINES, InfluxWriter, isPermanentWriteError } from './influx-writer.ts';
 
 let influx: InfluxServer;
 useInfluxServer((s) => (influx = s));
@@ -25,6 +25,29 @@ describe('InfluxWriter group commit', () => {
       expect(isPermanentWriteError((results[1] as PromiseRejectedResult).reason)).toBe(true);
       const [series] = await influxql({ url: influx.url, db }, 'SELECT count(v) FROM m GROUP BY device');
       expect(Object.fromEntries(rows(series ?? []).map((r) => [r.device, r.count]))).toEqual({ a: 1, b: 2, d: 1 });
+    } finally {
+      await writer.close();
+    }
+  });
+
+  it('lingers after a request until FLUSH_LINES lines wait or it closes, and an idle writer sends at once', async () => {
+    const db = uniqueName('t');
+    await influx.createDatabase(db);
+    const writer = new InfluxWriter({ url: influx.url, token: '', org: 'iot', bucket: db, timeoutMs: 5000, gzipThreshold: 1000, lingerMs: 600_000 });
+    const count = async (): Promise<number> => Number(rows((await influxql({ url: influx.url, db }, 'SELECT count(v) FROM m'))[0] ?? [])[0]?.count ?? 0);
+    const settled = (p: Promise<void>): Promise<boolean> => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+    try {
+      await writer.write(['m v=1 1']); // idle: at once
+      expect(await count()).toBe(1);
+      const small = writer.write(['m v=2 2']);
+      expect(await settled(small)).toBe(false); // lingering: the previous request started just now
+      const big = writer.write(Array.from({ length: FLUSH_LINES }, (_, i) => `m v=${i} ${1000 + i}`));
+      await Promise.all([small, big]);
+      expect(await count()).toBe(2 + FLUSH_LINES);
+      const last = writer.write(['m v=3 3']);
+      await writer.close(); // a close sends what lingers
+      await last;
+      expect(await count()).toBe(3 + FLUSH_LINES);
     } finally {
       await writer.close();
     }

@@ -197,6 +197,7 @@ points (distinct readings), dead letters by reason, clean disconnects, dropped c
     )
     .option('--rate <msgs/s>', 'offered rate (total, all devices)', num('--rate'), 1000)
     .option('--duration <s>', 'seconds per step', num('--duration'), 10)
+    .option('--warmup <s>', 'seconds of unmeasured load at the first rate before the first step (0: none; still checked for loss)', num('--warmup'), 3)
     .option('--devices <n>', 'MQTT connections (raised to rate/500 so a device never sends two readings in one ms)', num('--devices'), 20)
     .addOption(new Option('--qos <0|1>', 'MQTT QoS').choices(['0', '1']).default('1'))
     .option('--steps', 'repeat with rising rates (x1.5) until the pipeline falls behind')

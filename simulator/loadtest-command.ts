@@ -13,6 +13,7 @@ export const LoadtestFlags = z
   .object({
     rate: z.number().positive(),
     duration: z.number().positive(),
+    warmup: z.number().min(0),
     devices: z.number().int().min(1),
     qos: z.enum(['0', '1']).transform((q) => Number(q) as 0 | 1),
     steps: z.boolean().default(false),
@@ -72,6 +73,7 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
       sink,
       rate: flags.rate,
       durationS: flags.duration,
+      warmupS: flags.warmup,
       devices: flags.devices,
       qos: flags.qos,
       steps: flags.steps,
@@ -93,6 +95,7 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
         qos: flags.qos,
         devices: flags.devices,
         duration_s: flags.duration,
+        warmup_s: flags.warmup,
         steps: flags.steps,
         max_p99_ms: flags.maxP99Ms,
         grace_ms: flags.graceMs,
@@ -104,6 +107,10 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
         cpus: (await import('node:os')).cpus().length,
       },
     };
+    if (result.warmup)
+      print(
+        `warm-up ${result.warmup.duration_s} s at ${result.warmup.offered_rate}/s (not measured): stored ${result.warmup.stored}/${result.warmup.acked} acked, lost ${result.warmup.lost}, dup ${result.warmup.duplicated}`,
+      );
     print('');
     print(formatStepTable(result.steps));
     print('');

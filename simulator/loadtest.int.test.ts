@@ -27,7 +27,7 @@ describe('loadtest', () => {
       await cli.parseAsync(
         [
           'loadtest',
-          ...['--rate', '200', '--duration', '3', '--devices', '4', '--qos', '1'],
+          ...['--rate', '200', '--duration', '3', '--warmup', '1', '--devices', '4', '--qos', '1'],
           ...['--mqtt-url', `mqtt://127.0.0.1:${gateway.mqttPort}`, '--influx-url', influx.url, '--influx-db', db, '--nats-url', nats.url],
           ...['--json', jsonPath],
         ],
@@ -56,6 +56,9 @@ describe('loadtest', () => {
       expect(result.duplicated).toBe(0);
       expect(result.stored).toBe(result.acked);
       expect(result.acked).toBe(600);
+      // The warm-up is reported apart from the measured step, and checked the same way.
+      expect(result.warmup).toMatchObject({ offered_rate: 200, duration_s: 1, sent: 200, stored: 200, lost: 0, duplicated: 0 });
+      expect(printed).toMatch(/warm-up 1 s at 200\/s \(not measured\)/);
       expect(printed).toMatch(/offered\/s/);
     } finally {
       await rm(dir, { recursive: true, force: true });
