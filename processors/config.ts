@@ -66,7 +66,7 @@ export const ProcessorConfig = z.object({
   INFLUX_TIMEOUT_MS: env.int(10000, 1).describe('one InfluxDB write times out after this, ms'),
   INFLUX_GZIP_THRESHOLD: env.int(1000).describe('write bodies larger than this many bytes are gzipped (a huge value disables gzip)'),
   INFLUX_WRITE_LINGER_MS: env
-    .int(50, 0)
+    .int(20, 0)
     .describe(
       'a write request starts at least this long after the previous one started, unless 5,000 lines wait (fewer, larger requests: InfluxDB syncs its WAL per request), ms',
     ),
