@@ -76,6 +76,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
     timeoutMs: config.INFLUX_TIMEOUT_MS,
     gzipThreshold: config.INFLUX_GZIP_THRESHOLD,
     lingerMs: config.INFLUX_WRITE_LINGER_MS,
+    concurrency: config.INFLUX_WRITE_CONCURRENCY,
   });
   const workers = new Map<number, PartitionWorker>();
   const wopts = windowOptions(config);

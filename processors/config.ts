@@ -70,6 +70,7 @@ export const ProcessorConfig = z.object({
     .describe(
       'a write request starts at least this long after the previous one started, unless 5,000 lines wait (fewer, larger requests: InfluxDB syncs its WAL per request), ms',
     ),
+  INFLUX_WRITE_CONCURRENCY: env.int(2, 1).describe('write requests on the wire at once (each partition still waits for its own write before the next)'),
   FETCH_MAX_MESSAGES: env.int(64, 1).describe('JetStream messages (batches of events) written to InfluxDB together, at most'),
   ACK_WAIT_MS: env.int(30000, 1000).describe('JetStream redelivers a message not acked within this, ms (also bounds how long a dead instance holds messages)'),
   RETRY_MIN_MS: env.int(500, 1).describe('first nak delay after a failed write, ms (doubles per failure)'),

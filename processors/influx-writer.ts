@@ -20,6 +20,12 @@ export interface InfluxTarget {
   gzipThreshold: number;
   /** A request starts at least this long after the previous one started, unless {@link FLUSH_LINES} lines wait (default 0). */
   lingerMs?: number;
+  /**
+   * Requests on the wire at once (default 1). More than one is safe only when each submitter waits for its write
+   * before submitting again (as each partition worker does): then two writes of the same point are never in
+   * flight together, and InfluxDB's "last write wins" keeps the order the stream gave them.
+   */
+  concurrency?: number;
 }
 
 /** A write InfluxDB refused for its content (400, 413, 422): retrying cannot help. */
@@ -57,7 +63,8 @@ interface Submission {
  * Under load, requests were still ~120/s of ~100 lines at 12k events/s, and InfluxDB 1.x syncs its WAL per
  * request (a third of a core): with `lingerMs`, a request starts at least that long after the previous one
  * started unless FLUSH_LINES lines wait, so requests are at most 1000/lingerMs per second. An idle writer
- * sends at once.
+ * sends at once. With `concurrency` 2, lines submitted while a request is on the wire leave after the linger
+ * instead of waiting for that request to finish too.
  */
 export class InfluxWriter {
   readonly #transport: Transport;
@@ -66,7 +73,8 @@ export class InfluxWriter {
   readonly #lingerMs: number;
   #queue: Submission[] = [];
   #queuedLines = 0;
-  #inFlight: Promise<void> | undefined;
+  readonly #concurrency: number;
+  #inFlight = 0;
   #lastStart = -Infinity;
   #timer: NodeJS.Timeout | undefined;
   #closing = false;
@@ -75,6 +83,7 @@ export class InfluxWriter {
     this.#transport = new InfluxDB({ url: target.url, token: target.token, timeout: target.timeoutMs }).transport;
     this.#path = `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
     this.#lingerMs = target.lingerMs ?? 0;
+    this.#concurrency = Math.max(1, target.concurrency ?? 1);
     this.#sendOptions = { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold: target.gzipThreshold };
   }
 
@@ -92,8 +101,8 @@ export class InfluxWriter {
   }
 
   #pump(): void {
-    if (this.#inFlight || this.#queue.length === 0) {
-      if (!this.#inFlight) for (const resolve of this.#idle.splice(0)) resolve();
+    if (this.#inFlight >= this.#concurrency || this.#queue.length === 0) {
+      if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       return;
     }
     const wait = this.#lastStart + this.#lingerMs - performance.now();
@@ -109,8 +118,9 @@ export class InfluxWriter {
     this.#lastStart = performance.now();
     const batch = this.#queue.splice(0);
     this.#queuedLines = 0;
-    this.#inFlight = this.#send(batch).finally(() => {
-      this.#inFlight = undefined;
+    this.#inFlight++;
+    void this.#send(batch).finally(() => {
+      this.#inFlight--;
       this.#pump();
     });
   }
@@ -161,6 +171,6 @@ export class InfluxWriter {
   async close(): Promise<void> {
     this.#closing = true;
     this.#pump();
-    if (this.#inFlight || this.#queue.length > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    if (this.#inFlight > 0 || this.#queue.length > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 }
