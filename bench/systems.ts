@@ -34,9 +34,9 @@ export interface System {
 }
 
 export interface SharedInflux {
-  /** influxd's own URL (InfluxQL and /write). */
+  /** influxd's own URL (InfluxQL and /write): what every system writes to (ours with INFLUX_API=v1). */
   directUrl: string;
-  /** The v2 write adapter in front of it (what our processors use). */
+  /** The dev stack's v2 write adapter in front of it (no system of the bench uses it: an extra HTTP hop in the bench's process). */
   url: string;
   createDatabase(name: string): Promise<void>;
 }
@@ -364,7 +364,7 @@ export async function startNodeRed(variant: 'batch' | 'per_message', influx: Sha
 export async function startOurs(influx: SharedInflux, profileDir?: string): Promise<System> {
   const db = `bench_ours_${Date.now()}`;
   await influx.createDatabase(db);
-  const stack = await startLocalStack({ influx: { url: influx.url, db }, ...(profileDir ? { profileDir } : {}) });
+  const stack = await startLocalStack({ influx: { url: influx.directUrl, db, api: 'v1' }, ...(profileDir ? { profileDir } : {}) });
   const backlog = await jetStreamBacklog(stack.natsUrl);
   return {
     name: 'ours',

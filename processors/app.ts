@@ -75,6 +75,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
     bucket: config.INFLUX_BUCKET,
     timeoutMs: config.INFLUX_TIMEOUT_MS,
     gzipThreshold: config.INFLUX_GZIP_THRESHOLD,
+    api: config.INFLUX_API,
     lingerMs: config.INFLUX_WRITE_LINGER_MS,
     concurrency: config.INFLUX_WRITE_CONCURRENCY,
   });

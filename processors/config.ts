@@ -60,6 +60,10 @@ export const ProcessorConfig = z.object({
     .describe('this instance in partition leases (default: host-pid-random)'),
   PARTITIONS: env.int(DEFAULT_PARTITIONS, 1).describe('telemetry partitions; must equal the gateway setting'),
   INFLUX_URL: env.url('http://127.0.0.1:8086').describe('InfluxDB base URL (2.x/3.x, or 1.x behind the dev adapter)'),
+  INFLUX_API: z
+    .enum(['v2', 'v1'])
+    .default('v2')
+    .describe("write endpoint: v2 = /api/v2/write (InfluxDB 2.x, 3.x, 1.8+); v1 = /write?db= (any 1.x, e.g. Debian's 1.6, with no adapter)"),
   INFLUX_TOKEN: z.string().default('').describe('InfluxDB API token (empty for an unauthenticated 1.x)'),
   INFLUX_ORG: z.string().default('iot').describe('InfluxDB organisation (ignored by 1.x)'),
   INFLUX_BUCKET: env.str('telemetry').describe('bucket (2.x) or database (1.x) for telemetry'),

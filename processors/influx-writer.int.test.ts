@@ -52,4 +52,22 @@ describe('InfluxWriter group commit', () => {
       await writer.close();
     }
   });
+
+  it('writes through the 1.x /write endpoint with INFLUX_API v1, to influxd itself (no adapter)', async () => {
+    const db = uniqueName('t');
+    await influx.createDatabase(db);
+    const writer = new InfluxWriter({ url: influx.directUrl, token: '', org: 'iot', bucket: db, timeoutMs: 5000, gzipThreshold: 10, api: 'v1' });
+    try {
+      await writer.write(['m,device=a v=1 1000', 'm,device=a v=2 2000']); // gzipped: larger than 10 bytes
+      const refused = await writer.write(['m,device=a v=oops 3000']).catch((err: unknown) => err);
+      expect(isPermanentWriteError(refused)).toBe(true);
+      const [series] = await influxql({ url: influx.directUrl, db }, 'SELECT v FROM m');
+      expect(rows(series ?? []).map((r) => [r.time, r.v])).toEqual([
+        [1000, 1],
+        [2000, 2],
+      ]);
+    } finally {
+      await writer.close();
+    }
+  });
 });

@@ -18,6 +18,12 @@ export interface InfluxTarget {
   bucket: string;
   timeoutMs: number;
   gzipThreshold: number;
+  /**
+   * 'v2' (default): `/api/v2/write?org&bucket` (InfluxDB 2.x, 3.x, 1.8+). 'v1': `/write?db=` with the bucket as
+   * database (or `db/rp`), for any 1.x, Debian's 1.6 included, without the dev adapter; a token is sent as
+   * `Authorization: Token ...`, which 1.8+ reads as `user:password`.
+   */
+  api?: 'v2' | 'v1';
   /** A request starts at least this long after the previous one started, unless {@link FLUSH_LINES} lines wait (default 0). */
   lingerMs?: number;
   /**
@@ -40,6 +46,16 @@ export function routeInfluxClientLogs(log: Logger): void {
     error: (message, err) => log.debug({ err }, `influxdb-client: ${message}`),
     warn: (message, err) => log.debug({ err }, `influxdb-client: ${message}`),
   });
+}
+
+/** The write endpoint's path and query for `target.api`. */
+export function writePath(target: Pick<InfluxTarget, 'api' | 'org' | 'bucket'>): string {
+  if (target.api === 'v1') {
+    // A v2 bucket may be `db/rp`, as InfluxDB's own DBRP mapping spells it.
+    const [db, rp] = target.bucket.split('/');
+    return `/write?db=${encodeURIComponent(db ?? target.bucket)}${rp ? `&rp=${encodeURIComponent(rp)}` : ''}&precision=ms`;
+  }
+  return `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
 }
 
 /** Lines waiting that start a request without lingering. */
@@ -81,7 +97,7 @@ export class InfluxWriter {
   #idle: (() => void)[] = [];
   constructor(target: InfluxTarget) {
     this.#transport = new InfluxDB({ url: target.url, token: target.token, timeout: target.timeoutMs }).transport;
-    this.#path = `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
+    this.#path = writePath(target);
     this.#lingerMs = target.lingerMs ?? 0;
     this.#concurrency = Math.max(1, target.concurrency ?? 1);
     this.#sendOptions = { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold: target.gzipThreshold };

@@ -72,6 +72,7 @@ export async function replayRange(config: ProcessorConfig, log: Logger, opts: Re
     bucket: config.INFLUX_BUCKET,
     timeoutMs: config.INFLUX_TIMEOUT_MS,
     gzipThreshold: config.INFLUX_GZIP_THRESHOLD,
+    api: config.INFLUX_API,
   });
   let messages = 0;
   let events = 0;

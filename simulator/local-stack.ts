@@ -36,8 +36,11 @@ export interface LocalStackOptions {
   logLevel?: string;
   /** 'compiled' (default): build dist/ with tsc and run it, as production does; 'source': run the .ts files with tsx. */
   runtime?: 'compiled' | 'source';
-  /** Use this InfluxDB (URL of the v2 write adapter, which also answers InfluxQL) instead of starting one; `db` must exist. */
-  influx?: { url: string; db: string };
+  /**
+   * Use this InfluxDB instead of starting one; `db` must exist. `url` answers InfluxQL and the write API `api`
+   * (default 'v2': the dev adapter's URL; 'v1': influxd's own).
+   */
+  influx?: { url: string; db: string; api?: 'v1' | 'v2' };
 }
 
 interface Child {
@@ -132,10 +135,13 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const ownInflux = opts.influx ? undefined : await startInfluxServer();
   const db = opts.influx?.db ?? 'telemetry';
   await ownInflux?.createDatabase(db);
-  const influxUrl = opts.influx?.url ?? ownInflux!.url;
+  // The processors write to influxd itself (its 1.x /write, INFLUX_API=v1), as the naive bridge of the bench does:
+  // the v2 adapter of the dev stack would add an HTTP hop in this process, next to the load generator.
+  const influxUrl = opts.influx?.url ?? ownInflux!.directUrl;
+  const influxApi = opts.influx ? (opts.influx.api ?? 'v2') : 'v1';
   const mqttPort = await freePort();
   const wanted = opts.services ?? ['processors', 'gateway', ...(existsSync(join(root, 'alerting/main.ts')) ? ['alerting'] : [])];
-  const common = { NATS_URL: nats.url, LOG_LEVEL: opts.logLevel ?? 'warn', INFLUX_URL: influxUrl, INFLUX_BUCKET: db, ...opts.env };
+  const common = { NATS_URL: nats.url, LOG_LEVEL: opts.logLevel ?? 'warn', INFLUX_URL: influxUrl, INFLUX_API: influxApi, INFLUX_BUCKET: db, ...opts.env };
   const children: Child[] = [];
   const close = async (): Promise<void> => {
     for (const c of [...children].reverse()) await stopChild(c);
