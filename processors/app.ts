@@ -16,7 +16,7 @@ import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { connectNats, ensureStreams } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
-import type { ProcessorConfig } from './config.ts';
+import { influxTargetOf, type ProcessorConfig } from './config.ts';
 import { compileDerivedMetrics } from './derived.ts';
 import { InfluxWriter, routeInfluxClientLogs } from './influx-writer.ts';
 import { CHECKPOINT_BUCKET, INSTANCE_BUCKET, LEASE_BUCKET, PartitionCoordinator } from './leases.ts';
@@ -68,17 +68,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
   const js = nc.jetstream();
   const buckets = await openProcessorBuckets(js, config.LEASE_TTL_MS);
-  const writer = new InfluxWriter({
-    url: config.INFLUX_URL,
-    token: config.INFLUX_TOKEN,
-    org: config.INFLUX_ORG,
-    bucket: config.INFLUX_BUCKET,
-    timeoutMs: config.INFLUX_TIMEOUT_MS,
-    gzipThreshold: config.INFLUX_GZIP_THRESHOLD,
-    api: config.INFLUX_API,
-    lingerMs: config.INFLUX_WRITE_LINGER_MS,
-    concurrency: config.INFLUX_WRITE_CONCURRENCY,
-  });
+  const writer = new InfluxWriter(influxTargetOf(config));
   const workers = new Map<number, PartitionWorker>();
   const wopts = windowOptions(config);
 

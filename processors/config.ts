@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { commonConfig, env } from '../core/config.ts';
 import { DEFAULT_PARTITIONS } from '../core/subjects.ts';
 import { DerivedMetricSpec } from './derived.ts';
+import type { InfluxTarget } from './influx-writer.ts';
 
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -94,3 +95,18 @@ export const ProcessorConfig = z.object({
   ),
 });
 export type ProcessorConfig = z.infer<typeof ProcessorConfig>;
+
+/** The InfluxDB writer's settings from a processors config (the service and `processors replay` write alike). */
+export function influxTargetOf(config: ProcessorConfig): InfluxTarget {
+  return {
+    url: config.INFLUX_URL,
+    token: config.INFLUX_TOKEN,
+    org: config.INFLUX_ORG,
+    bucket: config.INFLUX_BUCKET,
+    timeoutMs: config.INFLUX_TIMEOUT_MS,
+    gzipThreshold: config.INFLUX_GZIP_THRESHOLD,
+    api: config.INFLUX_API,
+    lingerMs: config.INFLUX_WRITE_LINGER_MS,
+    concurrency: config.INFLUX_WRITE_CONCURRENCY,
+  };
+}

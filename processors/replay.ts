@@ -13,7 +13,7 @@ import { connectNats } from '../core/nats.ts';
 import { PipelineError } from '../core/errors.ts';
 import { STREAMS, subjects } from '../core/subjects.ts';
 import { windowOptions } from './app.ts';
-import type { ProcessorConfig } from './config.ts';
+import { influxTargetOf, type ProcessorConfig } from './config.ts';
 import { applyDerived, compileDerivedMetrics } from './derived.ts';
 import { InfluxWriter } from './influx-writer.ts';
 import { telemetryLine } from './line-protocol.ts';
@@ -65,15 +65,7 @@ export async function replayRange(config: ProcessorConfig, log: Logger, opts: Re
   const windows = new PartitionWindows({ ...wopts, allowedLatenessMs: Infinity });
   const rawLines: string[] = [];
   const nats = await connectNats(config.NATS_URL, 'processors-replay', log);
-  const writer = new InfluxWriter({
-    url: config.INFLUX_URL,
-    token: config.INFLUX_TOKEN,
-    org: config.INFLUX_ORG,
-    bucket: config.INFLUX_BUCKET,
-    timeoutMs: config.INFLUX_TIMEOUT_MS,
-    gzipThreshold: config.INFLUX_GZIP_THRESHOLD,
-    api: config.INFLUX_API,
-  });
+  const writer = new InfluxWriter(influxTargetOf(config));
   let messages = 0;
   let events = 0;
   try {
