@@ -144,6 +144,8 @@ try {
         );
         r.lost += w.lost;
         r.duplicated += w.duplicated;
+        // The warm-up ran at this step's rate: a system that lost or doubled messages there did not keep up at it.
+        if (w.lost > 0 || w.duplicated > 0 || w.unexpected > 0) step.kept_up = false;
       }
       r.steps.push(step);
       r.lost += step.lost;
