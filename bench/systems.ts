@@ -12,6 +12,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../devstack/free-port.ts';
+import { terminate } from '../devstack/process.ts';
 import { jetStreamBacklog } from '../simulator/loadtest-command.ts';
 import { startLocalStack } from '../simulator/local-stack.ts';
 import { nowMs } from '../simulator/open-loop.ts';
@@ -53,14 +54,7 @@ interface Child {
 async function startChild(name: string, command: string, args: string[], env: Record<string, string>, ready: RegExp, cwd = root): Promise<Child> {
   const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(t);
-  };
+  const stop = (): Promise<void> => terminate(child, 10_000);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} not ready within 120 s:\n${out.slice(-3000)}`)), 120_000);
     const onData = (c: Buffer): void => {

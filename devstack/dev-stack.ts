@@ -12,6 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
+import { terminate } from './process.ts';
 import { startInfluxServer } from './influxd.ts';
 import { startNatsServer } from './nats-server.ts';
 import { scrape, sumSamples } from './prom-text.ts';
@@ -60,14 +61,7 @@ function startService(name: string, entry: string, env: Record<string, string>, 
   return { name, child, metricsUrl: `http://127.0.0.1:${httpPort}/metrics` };
 }
 
-async function stopService(s: Service): Promise<void> {
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => s.child.once('exit', () => resolve()));
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
+const stopService = (s: Service): Promise<void> => terminate(s.child, 15_000);
 
 async function waitReady(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

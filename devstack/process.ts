@@ -10,6 +10,19 @@ export function requireBinary(binary: string, debianPackage: string): void {
   }
 }
 
+/**
+ * Stops `child` with `signal` (SIGTERM: it drains and exits), SIGKILL after `graceMs` if it has not; resolves once it
+ * is gone. At once when it already exited.
+ */
+export async function terminate(child: ChildProcess, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
 export interface Spawned {
   readonly child: ChildProcess;
   /** Everything the process printed so far (stdout + stderr), for error messages. */
@@ -46,13 +59,9 @@ export function spawnServer(command: string, args: string[], name: string): Spaw
     else child.once('exit', () => resolve());
   });
   void exited.then(() => live.delete(child));
-  const alive = (): boolean => child.exitCode === null && child.signalCode === null;
   const stopWith = async (signal: NodeJS.Signals, graceMs: number): Promise<void> => {
-    if (!alive()) return exited;
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await terminate(child, graceMs, signal);
     await exited;
-    clearTimeout(timer);
   };
   return {
     child,

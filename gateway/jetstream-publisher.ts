@@ -8,6 +8,14 @@
  * JetStream's deduplication of a retried batch is unchanged.
  */
 import { createInbox, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { z } from 'zod';
+import { formatZodError } from '../core/validation.ts';
+
+/** JetStream's answer to a publish: an ack, or an error (once per batch, so zod's cost does not matter). */
+const PubAckReply = z.union([
+  z.object({ error: z.object({ code: z.number(), err_code: z.number().optional(), description: z.string() }) }),
+  z.object({ stream: z.string().min(1), seq: z.number().int().positive(), duplicate: z.boolean().optional() }),
+]);
 
 export interface PubAck {
   stream: string;
@@ -78,13 +86,14 @@ export class JetStreamPublisher {
       p.reject(new Error('JetStream publish: the ack is not JSON'));
       return;
     }
-    const a = ack as { stream?: unknown; seq?: unknown; duplicate?: unknown; error?: { code?: unknown; err_code?: unknown; description?: unknown } };
-    if (a.error) {
-      p.reject(new Error(`JetStream publish: ${String(a.error.description)} (${String(a.error.code)}/${String(a.error.err_code)})`));
+    const parsed = PubAckReply.safeParse(ack);
+    if (!parsed.success) {
+      p.reject(new Error(`JetStream publish: invalid ack: ${formatZodError(parsed.error)}`));
       return;
     }
-    if (typeof a.stream !== 'string' || a.stream === '' || typeof a.seq !== 'number') {
-      p.reject(new Error('JetStream publish: invalid ack'));
+    const a = parsed.data;
+    if ('error' in a) {
+      p.reject(new Error(`JetStream publish: ${a.error.description} (${a.error.code}/${a.error.err_code ?? '-'})`));
       return;
     }
     p.resolve({ stream: a.stream, seq: a.seq, duplicate: a.duplicate === true });

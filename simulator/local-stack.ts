@@ -10,6 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../devstack/free-port.ts';
+import { terminate } from '../devstack/process.ts';
 import { startInfluxServer } from '../devstack/influxd.ts';
 import { startNatsServer } from '../devstack/nats-server.ts';
 
@@ -91,14 +92,7 @@ async function waitReady(c: Child, port: number, timeoutMs = 60_000): Promise<vo
   throw new Error(`${c.name} not ready within ${timeoutMs} ms:\n${c.output().slice(-3000)}`);
 }
 
-async function stopChild(c: Child): Promise<void> {
-  if (c.child.exitCode !== null || c.child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => c.child.once('exit', () => resolve()));
-  c.child.kill('SIGTERM');
-  const timer = setTimeout(() => c.child.kill('SIGKILL'), 20_000);
-  await exited;
-  clearTimeout(timer);
-}
+const stopChild = (c: Child): Promise<void> => terminate(c.child, 20_000);
 
 /** Versions of what runs, for the record: the binaries and the libraries that shape the figures. */
 export function stackVersions(): Record<string, string> {
