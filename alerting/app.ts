@@ -202,7 +202,7 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   let commitTimer: NodeJS.Timeout | undefined;
 
   const deadLetter = async (m: JsMsg, stream: string, code: string, reason: string): Promise<void> => {
-    await publishDeadLetter(js, { stage: 'alerting', code, reason, payload: m.data, topic: m.subject, dedupKey: `${stream}:${m.info.streamSequence}` });
+    await publishDeadLetter(js, { stage: 'alerting', code, reason, payload: m.data, topic: m.subject, msgId: `${stream}:${m.info.streamSequence}` });
     m.term(reason);
     metrics.messages.inc({ stream, outcome: 'deadlettered' });
     log.warn({ subject: m.subject, seq: m.info.streamSequence, code, reason }, 'message dead-lettered');

@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
-import { batchMsgId } from '../core/ids.ts';
+import { TransmissionIds } from '../core/ids.ts';
 import { createLogger } from '../core/logger.ts';
 import type { TelemetryEvent } from '../core/schemas.ts';
 import { DEFAULT_PARTITIONS, partitionOf, subjects } from '../core/subjects.ts';
@@ -90,10 +90,11 @@ async function endToEnd(): Promise<void> {
   let messages = 0;
   const started = performance.now();
   const pubs: Promise<unknown>[] = [];
+  const ids = new TransmissionIds();
   for (const [p, list] of byPartition) {
     for (let i = 0; i < list.length; i += perMessage) {
       const events = list.slice(i, i + perMessage);
-      pubs.push(js.publish(subjects.telemetry(p), JSON.stringify({ v: 1, partition: p, events }), { msgID: batchMsgId(events.map((e) => e.id)) }));
+      pubs.push(js.publish(subjects.telemetry(p), JSON.stringify({ v: 1, partition: p, events }), { msgID: ids.next('b') }));
       messages++;
     }
   }

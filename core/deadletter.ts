@@ -1,5 +1,4 @@
 import type { JetStreamClient } from 'nats';
-import { batchMsgId } from './ids.ts';
 import type { DeadLetter, DeadLetterStage } from './schemas.ts';
 import { subjects } from './subjects.ts';
 
@@ -10,8 +9,15 @@ export interface DeadLetterInput {
   payload: Uint8Array;
   topic?: string;
   clientId?: string;
-  /** Identity of the original message (e.g. MQTT client + packet id, or stream sequence), for dedup of retries. */
-  dedupKey?: string;
+  /** The message's receipt time in epoch µs (gateway stage): what a replay gives a reading without device time. */
+  receivedAtUs?: number;
+  /**
+   * `Nats-Msg-Id` (docs/design.md, "Identities"): names this one dead-lettering, reused only by its retries. The
+   * gateway uses a transmission id (core/ids.ts); a consumer uses the stream and sequence of the message it
+   * dead-letters, so a redelivery of that message is stored once. Never content a device may send again.
+   * Prefixed with the stage, so two stages dead-lettering one stream message store two entries.
+   */
+  msgId: string;
 }
 
 /** Stores a dead letter in the DEADLETTER stream; resolves once JetStream acknowledged it. */
@@ -26,6 +32,6 @@ export async function publishDeadLetter(js: JetStreamClient, input: DeadLetterIn
   };
   if (input.topic !== undefined) entry.topic = input.topic;
   if (input.clientId !== undefined) entry.clientId = input.clientId;
-  const opts = input.dedupKey ? { msgID: batchMsgId([input.stage, input.dedupKey]), timeout: timeoutMs } : { timeout: timeoutMs };
-  await js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), opts);
+  if (input.receivedAtUs !== undefined) entry.receivedAtUs = input.receivedAtUs;
+  await js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), { msgID: `${input.stage}:${input.msgId}`, timeout: timeoutMs });
 }

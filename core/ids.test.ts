@@ -1,27 +1,28 @@
 import { describe, expect, it } from 'vitest';
-import { batchMsgId, eventId } from './ids.ts';
+import { newInstanceId, readingTimeUs, TransmissionIds } from './ids.ts';
 
-describe('batchMsgId', () => {
-  it('is the sha1 of the event ids, each followed by a newline (the value earlier releases sent as Nats-Msg-Id)', () => {
-    expect(batchMsgId(['dev-1:1', 'dev-2:7', 'dev-1:hAbC'])).toBe('pDmlT3yyHhk6RstOn52w11xZTn4');
-    expect(batchMsgId(['x:0'])).toBe('VFIXhG1EapLxCtP1UbAC9YayTEM');
+describe('transmission ids', () => {
+  it('never repeat within one object, whatever the kind', () => {
+    const ids = new TransmissionIds('inst0001');
+    const seen = new Set<string>();
+    for (let i = 0; i < 10_000; i++) seen.add(ids.next(i % 2 ? 'b' : 'e'));
+    expect(seen.size).toBe(10_000);
+    expect(new TransmissionIds('abc').next('b')).toBe('abc.b1');
   });
 
-  it('differs when one event id differs or the order changes', () => {
-    const a = batchMsgId(['d:1', 'd:2', 'd:3']);
-    expect(batchMsgId(['d:1', 'd:2', 'd:4'])).not.toBe(a);
-    expect(batchMsgId(['d:2', 'd:1', 'd:3'])).not.toBe(a);
-    expect(batchMsgId(['d:1', 'd:2', 'd:3'])).toBe(a);
+  it('differ between two runs of a process (a random instance id of 8 base-36 characters)', () => {
+    const a = newInstanceId();
+    const b = newInstanceId();
+    expect(a).toMatch(/^[0-9a-z]{8}$/);
+    expect(a).not.toBe(b);
+    expect(new TransmissionIds().next('b')).not.toBe(new TransmissionIds().next('b'));
   });
 });
 
-describe('eventId', () => {
-  it('is {device}:{seq} with seq, else a hash of device, time and values', () => {
-    expect(eventId('d', 5, 1, { t: 1 })).toBe('d:5');
-    // Values earlier releases computed: a resend after an upgrade keeps its id.
-    expect(eventId('dev-1', undefined, 1764158400000, { temperature: 21.5, humidity: 40, rssi: -67 })).toBe('dev-1:hxQo6_QQEnCNQjGTt');
-    expect(eventId('a', undefined, -5, { x: 1e21, y: 0.1 })).toBe('a:h1CsrPs2XGVLHgyRT');
-    expect(eventId('d', undefined, 1, { t: 1 })).toBe(eventId('d', undefined, 1, { t: 1 }));
-    expect(eventId('d', undefined, 1, { t: 1 })).not.toBe(eventId('d', undefined, 1, { t: 2 }));
+describe('readingTimeUs', () => {
+  it('is device time in epoch microseconds, tsMicros added (absent means 0), exact for epoch times', () => {
+    expect(readingTimeUs({ ts: 1_764_158_400_123 })).toBe(1_764_158_400_123_000);
+    expect(readingTimeUs({ ts: 1_764_158_400_123, tsMicros: 999 })).toBe(1_764_158_400_123_999);
+    expect(Number.isSafeInteger(readingTimeUs({ ts: Date.UTC(2200, 0, 1), tsMicros: 999 }))).toBe(true);
   });
 });

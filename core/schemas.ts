@@ -13,11 +13,21 @@ export const FiniteNumber = z.number().refine(Number.isFinite, 'must be a finite
 
 export const TelemetryEvent = z.object({
   v: z.literal(1),
-  /** Deterministic: `{deviceId}:{seq}` when the device sends seq, else a hash (see core/ids.ts). */
+  /**
+   * Unique per accepted reading (`{gateway instance}.{n}`, core/ids.ts): a transmission id for tracing and dead
+   * letters, never a dedup key. A device's resend of the same reading gets another id; the reading's identity is
+   * (deviceId, ts, tsMicros).
+   */
   id: z.string().min(1),
   deviceId: DeviceId,
-  /** Device time, epoch ms. */
+  /** Device time, epoch ms (receipt time when the device sent none). */
   ts: z.number().int(),
+  /**
+   * Microseconds past `ts`'s millisecond (0-999), absent means 0. Set by the gateway when it chose the time (a
+   * reading without device time: receipt time, made unique per device) or when an RFC 3339 device time has
+   * sub-millisecond digits. Added in 2026-12 (additive: consumers that ignore it see millisecond times).
+   */
+  tsMicros: z.number().int().min(0).max(999).optional(),
   /** Gateway time, epoch ms. */
   receivedAt: z.number().int(),
   metrics: z.record(z.string(), FiniteNumber),
@@ -47,8 +57,10 @@ export const DeadLetter = z.object({
   clientId: z.string().optional(),
   /** The original bytes, base64. */
   payload: z.string(),
-  /** Epoch ms. */
+  /** Epoch ms: when it was dead-lettered. */
   time: z.number().int(),
+  /** Gateway stage: the message's receipt time in epoch µs (readings without device time take it). Added 2026-12. */
+  receivedAtUs: z.number().int().optional(),
 });
 export type DeadLetter = z.infer<typeof DeadLetter>;
 

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { batchMsgId, eventId } from './ids.ts';
 import { fnv1a32, partitionOf, subjects } from './subjects.ts';
 
 describe('partitioning', () => {
@@ -21,16 +20,6 @@ describe('partitioning', () => {
   it('keeps a dotted device id one subject token, so devices.status.* and alerts.*.* match it', () => {
     expect(subjects.deviceStatus('site.a.sensor-1')).toBe('devices.status.site~a~sensor-1');
     expect(subjects.alerts('hot', 'site.a')).toBe('alerts.hot.site~a');
-  });
-});
-
-describe('ids', () => {
-  it('uses device and seq when the device numbers its readings', () => {
-    expect(eventId('d', 7, 1, { a: 1 })).toBe('d:7');
-  });
-  it('derives the batch message id from the event ids, in order', () => {
-    expect(batchMsgId(['a', 'b'])).toBe(batchMsgId(['a', 'b']));
-    expect(batchMsgId(['a', 'b'])).not.toBe(batchMsgId(['b', 'a']));
   });
 });
 

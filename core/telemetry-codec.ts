@@ -9,7 +9,7 @@
 import { DEVICE_ID_PATTERN, TelemetryBatch } from './schemas.ts';
 import { formatZodError } from './validation.ts';
 
-const EVENT_KEYS = new Set(['v', 'id', 'deviceId', 'ts', 'receivedAt', 'metrics', 'units', 'tags']);
+const EVENT_KEYS = new Set(['v', 'id', 'deviceId', 'ts', 'tsMicros', 'receivedAt', 'metrics', 'units', 'tags']);
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -27,6 +27,7 @@ function isEvent(e: unknown): boolean {
   if (e.v !== 1 || typeof e.id !== 'string' || e.id.length === 0) return false;
   if (typeof e.deviceId !== 'string' || !DEVICE_ID_PATTERN.test(e.deviceId)) return false;
   if (!Number.isSafeInteger(e.ts) || !Number.isSafeInteger(e.receivedAt)) return false;
+  if (e.tsMicros !== undefined && !(Number.isInteger(e.tsMicros) && (e.tsMicros as number) >= 0 && (e.tsMicros as number) <= 999)) return false;
   const m = e.metrics;
   if (!isObject(m) || Object.hasOwn(m, '__proto__')) return false;
   for (const k in m) {

@@ -19,11 +19,13 @@ export interface InfluxqlOptions {
   token?: string;
   /** POST for statements that change something (CREATE, DROP, DELETE). */
   method?: 'GET' | 'POST';
+  /** Time unit of the results: ms (default; finer times are truncated) or u (µs, as the pipeline writes them). */
+  epoch?: 'ms' | 'u';
 }
 
 /** Runs one or more `;`-separated statements; returns the series of each statement. Throws on any error. */
 export async function influxql(opts: InfluxqlOptions, query: string): Promise<Series[][]> {
-  const params = new URLSearchParams({ q: query, epoch: 'ms' });
+  const params = new URLSearchParams({ q: query, epoch: opts.epoch ?? 'ms' });
   if (opts.db) params.set('db', opts.db);
   const headers: Record<string, string> = {};
   if (opts.token) headers.authorization = `Token ${opts.token}`;

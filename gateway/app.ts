@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { KvWatchInclude } from 'nats';
 import { publishDeadLetter } from '../core/deadletter.ts';
+import { TransmissionIds } from '../core/ids.ts';
 import { DeviceCredential, openRegistryBuckets, type DeviceRole } from '../core/device-registry.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
@@ -30,6 +31,7 @@ import { JetStreamPublisher } from './jetstream-publisher.ts';
 import type { GatewayConfig } from './config.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { parseTelemetry } from './payload.ts';
+import { ReceiptClock } from './receipt-clock.ts';
 import { DeviceStatusTracker, type StatusCause } from './status.ts';
 import { startListeners } from './transports.ts';
 
@@ -123,6 +125,11 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
   const js = nc.jetstream();
   const buckets = await openRegistryBuckets(js);
   const publisher = new JetStreamPublisher(nc);
+  // Every Nats-Msg-Id and event id this process makes (docs/design.md, "Identities").
+  const ids = new TransmissionIds();
+  const nextEventId = (): string => ids.next('');
+  const receiptClock = new ReceiptClock();
+  log.info({ instance: ids.instance }, 'gateway instance id (prefix of its transmission ids)');
   const batcher = new TelemetryBatcher(
     publisher,
     {
@@ -132,6 +139,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
       publishTimeoutMs: config.PUBLISH_TIMEOUT_MS,
       deadlineMs: config.PUBLISH_DEADLINE_MS,
     },
+    ids,
     metrics,
     log,
   );
@@ -156,11 +164,19 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
       deadlineMs: config.PUBLISH_DEADLINE_MS,
       takeoverGraceMs: 10_000,
     },
+    ids,
     metrics,
     log,
   );
 
-  const deadLetter = (client: Client, packet: PublishPacket, code: string, reason: string, callback: (err?: Error | null) => void): void => {
+  const deadLetter = (
+    client: Client,
+    packet: PublishPacket,
+    receivedAtUs: number,
+    code: string,
+    reason: string,
+    callback: (err?: Error | null) => void,
+  ): void => {
     metrics.messages.inc({ outcome: 'deadlettered' });
     metrics.deadLetters.inc({ code });
     status.touch(client.id, { code, reason });
@@ -175,8 +191,10 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
       payload: kept,
       topic: packet.topic,
       clientId: client.id,
-      // A QoS 1 redelivery of the same bad message is stored once (JetStream dedup window).
-      ...(packet.messageId !== undefined && packet.qos > 0 ? { dedupKey: `${client.id}:${packet.messageId}:${code}:${payload.length}` } : {}),
+      receivedAtUs,
+      // One transmission: retried only by nats.js within this publish. A device's resend after a lost PUBACK is a
+      // second transmission and a second entry (docs/design.md, "Identities").
+      msgId: ids.next('d'),
     }).then(
       // The dead letter is stored, so the message is owned: PUBACK it and keep the client connected.
       () => callback(null),
@@ -199,12 +217,13 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
   const ingest = (client: Client, packet: PublishPacket, callback: (err?: Error | null) => void): void => {
     taken.add(packet);
     const payload = packet.payload as Buffer;
-    const result = parseTelemetry(payload, client.id, Date.now(), config);
+    const receivedAtUs = receiptClock.next(client.id);
+    const result = parseTelemetry(payload, client.id, { receivedAtUs, nextId: nextEventId }, config);
     const bytes = payload.length;
     if (!result.ok) {
       // The admission slot is held until the dead letter is stored: it is in flight to JetStream like any event.
       if (packet.qos === 0) callback(null);
-      deadLetter(client, packet, result.code, result.reason, (err) => {
+      deadLetter(client, packet, receivedAtUs, result.code, result.reason, (err) => {
         admission.release(client, bytes);
         if (packet.qos > 0) callback(err);
       });

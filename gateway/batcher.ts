@@ -5,12 +5,14 @@
  * events arriving meanwhile gather into the next batch, which makes batches grow with load by themselves.
  * A failed publish is retried with the same Nats-Msg-Id (deduplicated by JetStream) until the deadline;
  * only then are the waiting callbacks failed, so their QoS 1 publishes get no PUBACK and devices resend.
+ * The Nats-Msg-Id names the publish, not its content (docs/design.md, "Identities"): a transmission id of this
+ * gateway process, so a batch that repeats a device's earlier `seq` or values is stored like any other.
  *
  * One linger timer serves all partitions: every partition with a partial batch when it fires publishes in the same
  * tick, so nats.js sends them all in one socket write (it flushes its outbound buffer on a microtask). A timer per
  * partition made each publish its own write syscall (11-15% of the gateway's CPU at 12k msg/s).
  */
-import { batchMsgId } from '../core/ids.ts';
+import type { TransmissionIds } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { TelemetryBatch, TelemetryEvent } from '../core/schemas.ts';
 import { subjects } from '../core/subjects.ts';
@@ -41,6 +43,7 @@ export class TelemetryBatcher {
   readonly #opts: BatcherOptions;
   readonly #metrics: GatewayMetrics;
   readonly #log: Logger;
+  readonly #ids: TransmissionIds;
   readonly #parts: Partition[];
   #pendingEvents = 0;
   #idle: (() => void)[] = [];
@@ -48,8 +51,9 @@ export class TelemetryBatcher {
   #due: Partition[] = [];
   #timerArmed = false;
 
-  constructor(js: JetStreamPublisher, opts: BatcherOptions, metrics: GatewayMetrics, log: Logger) {
+  constructor(js: JetStreamPublisher, opts: BatcherOptions, ids: TransmissionIds, metrics: GatewayMetrics, log: Logger) {
     this.#js = js;
+    this.#ids = ids;
     this.#opts = opts;
     this.#metrics = metrics;
     this.#log = log;
@@ -122,7 +126,7 @@ export class TelemetryBatcher {
   async #publish(partition: number, events: TelemetryEvent[]): Promise<Error | undefined> {
     const batch: TelemetryBatch = { v: 1, partition, events };
     const data = Buffer.from(JSON.stringify(batch));
-    const msgID = batchMsgId(events.map((e) => e.id));
+    const msgID = this.#ids.next('b');
     const subject = subjects.telemetry(partition);
     const deadline = Date.now() + this.#opts.deadlineMs;
     for (let attempt = 1; ; attempt++) {

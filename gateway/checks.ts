@@ -1,3 +1,5 @@
+import type { TelemetryEvent } from '../core/schemas.ts';
+
 /**
  * The limits every payload form shares, each breach a Rejection with a stable reason code (the DEADLETTER `code`)
  * and a reason that names the field.
@@ -12,6 +14,24 @@ export interface PayloadLimits {
   MAX_TAG_VALUE_LENGTH: number;
   MAX_FUTURE_SKEW_MS: number;
   MAX_PAST_AGE_MS: number;
+}
+
+/**
+ * Where a parse takes the identity-related parts of an event from (docs/design.md, "Identities").
+ * `receivedAtUs`: the message's receipt time in epoch µs, unique per device (gateway/receipt-clock.ts); readings
+ * without device time take it as their time. `nextId`: a new transmission id per event (core/ids.ts).
+ */
+export interface ParseContext {
+  receivedAtUs: number;
+  nextId: () => string;
+}
+
+/** Sets `ts` (ms) and `tsMicros` (only when not 0, absent means 0) from a time in epoch µs. */
+export function setTime(e: TelemetryEvent, us: number): void {
+  const ms = Math.floor(us / 1000);
+  e.ts = ms;
+  const micros = us - ms * 1000;
+  if (micros !== 0) e.tsMicros = micros;
 }
 
 /** The DEADLETTER reason codes of the gateway (README lists them). */

@@ -149,7 +149,7 @@ describe('parseTelemetry fast path', () => {
       { metrics: { t: 1 } },
     ];
     for (const payload of common) {
-      const fast = parseObjectFast(payload, DEVICE, now, defaults);
+      const fast = parseObjectFast(payload, DEVICE, now, defaults, { receivedAtUs: now * 1000, nextId: () => `${DEVICE}.1` });
       expect(fast).toBeDefined();
       const reference = parseTelemetryReference(Buffer.from(JSON.stringify(payload)), DEVICE, now, defaults);
       expect(JSON.stringify({ ok: true, events: [fast] })).toBe(JSON.stringify(reference));

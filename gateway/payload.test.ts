@@ -57,12 +57,35 @@ describe('parseTelemetry', () => {
     expect(r.ok && r.events[0]?.ts).toBe(now);
   });
 
-  it('gives a reading with seq the id {device}:{seq}, and the same id to a resend without seq', () => {
-    const a = parse({ seq: 7, metrics: { t: 1 } });
-    expect(a.ok && a.events[0]?.id).toBe(`${DEVICE}:7`);
-    const b = parse({ ts: now - 5, metrics: { t: 1 } });
-    const c = parse({ ts: now - 5, metrics: { t: 1 } });
-    expect(b.ok && c.ok && b.events[0]?.id === c.events[0]?.id).toBe(true);
+  it('takes event ids from the context, never from seq or the content (docs/design.md, "Identities")', () => {
+    let n = 0;
+    const ctx = { receivedAtUs: now * 1000, nextId: () => `gw.${++n}` };
+    const raw = Buffer.from(JSON.stringify({ seq: 7, ts: now - 5, metrics: { t: 1 } }));
+    const a = parseTelemetry(raw, DEVICE, ctx, limits);
+    const b = parseTelemetry(raw, DEVICE, ctx, limits);
+    expect(a.ok && a.events[0]?.id).toBe('gw.1');
+    expect(b.ok && b.events[0]?.id).toBe('gw.2');
+  });
+
+  it('gives a reading without device time its receipt time in µs (ts + tsMicros), and a device time none', () => {
+    const ctx = { receivedAtUs: now * 1000 + 42, nextId: () => 'x' };
+    const a = parseTelemetry(Buffer.from('{"metrics":{"t":1}}'), DEVICE, ctx, limits);
+    expect(a.ok && a.events[0]).toMatchObject({ ts: now, tsMicros: 42, receivedAt: now });
+    const b = parseTelemetry(Buffer.from(`{"ts":${now - 5},"metrics":{"t":1}}`), DEVICE, ctx, limits);
+    expect(b.ok && b.events[0]).toMatchObject({ ts: now - 5, receivedAt: now });
+    expect(b.ok && 'tsMicros' in b.events[0]!).toBe(false);
+    const c = parseTelemetry(Buffer.from('[{"n":"t","v":1},{"n":"u","v":2,"t":-1.5}]'), DEVICE, ctx, limits);
+    expect(c.ok && c.events.map((e) => [e.ts, e.tsMicros])).toEqual([
+      [now - 1500, 42],
+      [now, 42],
+    ]);
+  });
+
+  it('keeps microseconds of an RFC 3339 device time, truncating finer digits', () => {
+    const ctx = { receivedAtUs: now * 1000, nextId: () => 'x' };
+    const iso = new Date(now - 1000).toISOString().replace('Z', '');
+    const r = parseTelemetry(Buffer.from(JSON.stringify({ ts: `${iso}456789Z`, metrics: { t: 1 } })), DEVICE, ctx, limits);
+    expect(r.ok && r.events[0]).toMatchObject({ ts: now - 1000, tsMicros: 456 });
   });
 
   it('applies each configured limit', () => {
@@ -87,14 +110,14 @@ describe('parseTelemetry with small limits', () => {
   const t0 = Date.UTC(2026, 0, 1);
   const parse = (payload: unknown, raw = false) => parseTelemetry(Buffer.from(raw ? String(payload) : JSON.stringify(payload)), 'dev-1', t0, small);
 
-  it('normalises a full JSON object reading into one event with a seq-based id', () => {
+  it('normalises a full JSON object reading into one event (seq checked, not kept)', () => {
     const r = parse({ ts: t0 - 1000, seq: 42, metrics: { temperature: 21.5 }, units: { temperature: 'Cel' }, tags: { room: 'a 1' } });
     expect(r).toEqual({
       ok: true,
       events: [
         {
           v: 1,
-          id: 'dev-1:42',
+          id: 'dev-1.1',
           deviceId: 'dev-1',
           ts: t0 - 1000,
           receivedAt: t0,
@@ -109,12 +132,6 @@ describe('parseTelemetry with small limits', () => {
   it('takes RFC 3339 timestamps', () => {
     const a = parse({ ts: '2025-12-31T23:59:00Z', metrics: { t: 1 } });
     expect(a.ok && a.events[0]?.ts).toBe(t0 - 60_000);
-  });
-
-  it('gives a different hash id to a different reading', () => {
-    const a = parse({ ts: t0, metrics: { t: 1 } });
-    const c = parse({ ts: t0, metrics: { t: 2 } });
-    expect(a.ok && c.ok && a.events[0]!.id !== c.events[0]!.id).toBe(true);
   });
 
   it.each([

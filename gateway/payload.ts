@@ -7,13 +7,26 @@
  * DEADLETTER `code`) and a reason that names the field; nothing is coerced or truncated silently.
  */
 import { z } from 'zod';
-import { eventId } from '../core/ids.ts';
 import type { TelemetryEvent } from '../core/schemas.ts';
 import { formatZodError } from '../core/validation.ts';
-import { checkName, checkTime, checkUnit, checkValue, CONTROL_CHARS, isName, isUnit, quote, Rejection, type PayloadLimits, type RejectCode } from './checks.ts';
+import {
+  checkName,
+  checkTime,
+  checkUnit,
+  checkValue,
+  CONTROL_CHARS,
+  isName,
+  isUnit,
+  quote,
+  Rejection,
+  setTime,
+  type ParseContext,
+  type PayloadLimits,
+  type RejectCode,
+} from './checks.ts';
 import { parseSenml } from './senml.ts';
 
-export { REJECT_CODES, type PayloadLimits, type RejectCode } from './checks.ts';
+export { REJECT_CODES, type ParseContext, type PayloadLimits, type RejectCode } from './checks.ts';
 
 export type ParseResult = { ok: true; events: TelemetryEvent[] } | { ok: false; code: RejectCode; reason: string };
 
@@ -28,7 +41,7 @@ const JsonObjectShape = z.strictObject({
 const Rfc3339 = z.iso.datetime({ offset: true });
 
 /** The JSON object form. Throws Rejection. */
-function parseObject(json: unknown, deviceId: string, receivedAt: number, limits: PayloadLimits): TelemetryEvent {
+function parseObject(json: unknown, deviceId: string, receivedAt: number, limits: PayloadLimits, ctx: ParseContext): TelemetryEvent {
   // zod drops a `__proto__` key from records, so names are checked on the raw object first: a refused name is
   // reported as a refused name, not as "no metrics".
   const rawMetrics = (json as { metrics?: unknown }).metrics;
@@ -79,18 +92,18 @@ function parseObject(json: unknown, deviceId: string, receivedAt: number, limits
     }
   }
 
-  let ts = receivedAt;
+  let us = ctx.receivedAtUs;
   if (typeof p.ts === 'number') {
     if (!Number.isInteger(p.ts)) throw new Rejection('schema', `ts: must be an integer epoch-ms, got ${p.ts}`);
-    ts = p.ts;
+    us = p.ts * 1000;
   } else if (typeof p.ts === 'string') {
     if (!Rfc3339.safeParse(p.ts).success) throw new Rejection('schema', `ts: ${quote(p.ts)} is not an RFC 3339 date-time with offset`);
-    ts = Date.parse(p.ts);
+    us = rfc3339Micros(p.ts);
   }
-  checkTime('ts', ts, receivedAt, limits);
+  checkTime('ts', Math.floor(us / 1000), receivedAt, limits);
 
-  const metricObj = Object.fromEntries(metrics);
-  const event: TelemetryEvent = { v: 1, id: eventId(deviceId, p.seq, ts, metricObj), deviceId, ts, receivedAt, metrics: metricObj };
+  const event: TelemetryEvent = { v: 1, id: ctx.nextId(), deviceId, ts: 0, receivedAt, metrics: Object.fromEntries(metrics) };
+  setTime(event, us);
   if (units && units.length > 0) event.units = Object.fromEntries(units);
   if (tags && tags.length > 0) event.tags = Object.fromEntries(tags);
   return event;
@@ -103,13 +116,12 @@ function parseObject(json: unknown, deviceId: string, receivedAt: number, limits
  * decides, so every rejection keeps its code and reason. It never rejects by itself.
  * payload.test.ts checks the two paths agree over the bad-input corpus and generated payloads.
  */
-export function parseObjectFast(json: object, deviceId: string, receivedAt: number, limits: PayloadLimits): TelemetryEvent | undefined {
+export function parseObjectFast(json: object, deviceId: string, receivedAt: number, limits: PayloadLimits, ctx: ParseContext): TelemetryEvent | undefined {
   const o = json as Record<string, unknown>;
   let rawMetrics: unknown;
   let rawUnits: unknown;
   let rawTags: unknown;
-  let ts = receivedAt;
-  let seq: number | undefined;
+  let ts: number | undefined;
   for (const key in o) {
     const value = o[key];
     if (key === 'metrics') rawMetrics = value;
@@ -117,8 +129,8 @@ export function parseObjectFast(json: object, deviceId: string, receivedAt: numb
       if (typeof value !== 'number' || !Number.isInteger(value)) return undefined;
       ts = value;
     } else if (key === 'seq') {
+      // seq is information (gaps, reordering), never part of an identity: checked, not kept.
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > Number.MAX_SAFE_INTEGER) return undefined;
-      seq = value;
     } else if (key === 'units') rawUnits = value;
     else if (key === 'tags') rawTags = value;
     else return undefined;
@@ -166,8 +178,10 @@ export function parseObjectFast(json: object, deviceId: string, receivedAt: numb
     }
   }
 
-  if (ts > receivedAt + limits.MAX_FUTURE_SKEW_MS || ts < receivedAt - limits.MAX_PAST_AGE_MS) return undefined;
-  const event: TelemetryEvent = { v: 1, id: eventId(deviceId, seq, ts, metrics), deviceId, ts, receivedAt, metrics };
+  if (ts !== undefined && (ts > receivedAt + limits.MAX_FUTURE_SKEW_MS || ts < receivedAt - limits.MAX_PAST_AGE_MS)) return undefined;
+  const event: TelemetryEvent = { v: 1, id: ctx.nextId(), deviceId, ts: 0, receivedAt, metrics };
+  if (ts !== undefined) event.ts = ts;
+  else setTime(event, ctx.receivedAtUs);
   if (units) event.units = units;
   if (tags) event.tags = tags;
   return event;
@@ -180,17 +194,37 @@ function isPlainRecord(v: unknown): v is Record<string, unknown> {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Parses one `devices/{id}/telemetry` payload. Never throws. */
-export function parseTelemetry(raw: Uint8Array, deviceId: string, receivedAt: number, limits: PayloadLimits): ParseResult {
-  return parse(raw, deviceId, receivedAt, limits, true);
+/**
+ * Parses one `devices/{id}/telemetry` payload received at `ctx.receivedAtUs` (epoch µs). Never throws.
+ * `ctx` defaults to that time and ids `{deviceId}.{n}` (tests, tools); the gateway passes its receipt clock and ids.
+ */
+export function parseTelemetry(raw: Uint8Array, deviceId: string, ctx: ParseContext | number, limits: PayloadLimits): ParseResult {
+  return parse(raw, deviceId, context(deviceId, ctx), limits, true);
 }
 
 /** parseTelemetry without its fast path (zod decides every object): the reference the fast path is tested against. */
-export function parseTelemetryReference(raw: Uint8Array, deviceId: string, receivedAt: number, limits: PayloadLimits): ParseResult {
-  return parse(raw, deviceId, receivedAt, limits, false);
+export function parseTelemetryReference(raw: Uint8Array, deviceId: string, ctx: ParseContext | number, limits: PayloadLimits): ParseResult {
+  return parse(raw, deviceId, context(deviceId, ctx), limits, false);
 }
 
-function parse(raw: Uint8Array, deviceId: string, receivedAt: number, limits: PayloadLimits, fast: boolean): ParseResult {
+/** A number is a receipt time in epoch ms, with ids `{deviceId}.{n}` counted per call. */
+function context(deviceId: string, ctx: ParseContext | number): ParseContext {
+  if (typeof ctx !== 'number') return ctx;
+  let n = 0;
+  return { receivedAtUs: ctx * 1000, nextId: () => `${deviceId}.${++n}` };
+}
+
+/** Epoch µs of an RFC 3339 date-time (already validated): Date.parse keeps milliseconds, the next 3 digits add µs. */
+export function rfc3339Micros(s: string): number {
+  const us = Date.parse(s) * 1000;
+  const fraction = /\.(\d+)/.exec(s)?.[1];
+  if (fraction === undefined || fraction.length <= 3) return us;
+  // Digits past the microsecond are dropped (truncated, like the milliseconds Date.parse keeps).
+  return us + Number(fraction.slice(3, 6).padEnd(3, '0'));
+}
+
+function parse(raw: Uint8Array, deviceId: string, ctx: ParseContext, limits: PayloadLimits, fast: boolean): ParseResult {
+  const receivedAt = Math.floor(ctx.receivedAtUs / 1000);
   try {
     if (raw.length > limits.MAX_PAYLOAD_BYTES) throw new Rejection('too_large', `payload is ${raw.length} bytes, limit ${limits.MAX_PAYLOAD_BYTES}`);
     let text: string;
@@ -205,10 +239,10 @@ function parse(raw: Uint8Array, deviceId: string, receivedAt: number, limits: Pa
     } catch (err) {
       throw new Rejection('bad_json', `payload is not valid JSON: ${(err as Error).message}`);
     }
-    if (Array.isArray(json)) return { ok: true, events: parseSenml(json, deviceId, receivedAt, limits) };
+    if (Array.isArray(json)) return { ok: true, events: parseSenml(json, deviceId, receivedAt, limits, ctx) };
     if (json === null || typeof json !== 'object')
       throw new Rejection('schema', `(payload): must be a JSON object or a SenML array, got ${json === null ? 'null' : typeof json}`);
-    const event = (fast && parseObjectFast(json, deviceId, receivedAt, limits)) || parseObject(json, deviceId, receivedAt, limits);
+    const event = (fast && parseObjectFast(json, deviceId, receivedAt, limits, ctx)) || parseObject(json, deviceId, receivedAt, limits, ctx);
     return { ok: true, events: [event] };
   } catch (err) {
     if (err instanceof Rejection) return { ok: false, code: err.code, reason: err.reason };

@@ -15,10 +15,9 @@
  * a TelemetryEvent carries numbers only.
  */
 import { z } from 'zod';
-import { eventId } from '../core/ids.ts';
 import type { TelemetryEvent } from '../core/schemas.ts';
 import { formatZodError } from '../core/validation.ts';
-import { checkName, checkTime, checkUnit, checkValue, quote, Rejection, type PayloadLimits } from './checks.ts';
+import { checkName, checkTime, checkUnit, checkValue, quote, Rejection, setTime, type ParseContext, type PayloadLimits } from './checks.ts';
 
 /** The SenML version this gateway implements (RFC 8428 is version 10). */
 const SENML_VERSION = 10;
@@ -45,13 +44,14 @@ const SenmlRecord = z.object({
 });
 
 interface Group {
-  ts: number;
+  /** Epoch µs. */
+  us: number;
   metrics: Map<string, number>;
   units: Map<string, string>;
 }
 
 /** Parses a SenML pack (already JSON-decoded). Throws Rejection. */
-export function parseSenml(pack: unknown[], deviceId: string, receivedAt: number, limits: PayloadLimits): TelemetryEvent[] {
+export function parseSenml(pack: unknown[], deviceId: string, receivedAt: number, limits: PayloadLimits, ctx: ParseContext): TelemetryEvent[] {
   if (pack.length === 0) throw new Rejection('bad_senml', '(payload): a SenML pack must contain at least one record');
   if (pack.length > limits.MAX_RECORDS) throw new Rejection('too_many_records', `(payload): ${pack.length} SenML records, limit ${limits.MAX_RECORDS}`);
 
@@ -102,17 +102,19 @@ export function parseSenml(pack: unknown[], deviceId: string, receivedAt: number
     if (!Number.isFinite(value)) throw new Rejection('non_finite', `${at}.v: bv + v overflows to ${value}`);
 
     const t = bt + checkValue(`${at}.t`, r.t ?? 0);
-    const seconds = t < RELATIVE_TIME_LIMIT_S ? receivedAt / 1000 + t : t;
-    const ts = Math.round(seconds * 1000);
-    if (!Number.isSafeInteger(ts)) throw new Rejection('ts_future', `${at}.t: time ${t} s is out of range`);
+    // Microsecond resolution: a relative time counts from the message's receipt time, unique per device, so two
+    // messages without times (or with the same relative times) never make one reading.
+    const us = t < RELATIVE_TIME_LIMIT_S ? ctx.receivedAtUs + Math.round(t * 1e6) : Math.round(t * 1e6);
+    if (!Number.isSafeInteger(us)) throw new Rejection('ts_future', `${at}.t: time ${t} s is out of range`);
+    const ts = Math.floor(us / 1000);
     checkTime(`${at}.t`, ts, receivedAt, limits);
 
-    let g = groups.get(ts);
+    let g = groups.get(us);
     if (!g) {
       if (groups.size >= limits.MAX_EVENTS_PER_MESSAGE)
         throw new Rejection('too_many_events', `${at}.t: more than ${limits.MAX_EVENTS_PER_MESSAGE} distinct timestamps in one message`);
-      g = { ts, metrics: new Map(), units: new Map() };
-      groups.set(ts, g);
+      g = { us, metrics: new Map(), units: new Map() };
+      groups.set(us, g);
     }
     if (g.metrics.has(metric)) throw new Rejection('duplicate_metric', `${at}: metric ${quote(metric)} appears twice at time ${new Date(ts).toISOString()}`);
     if (g.metrics.size >= limits.MAX_METRICS)
@@ -127,10 +129,10 @@ export function parseSenml(pack: unknown[], deviceId: string, receivedAt: number
 
   // One event per timestamp, oldest first, so a device's readings reach the stream in time order.
   return [...groups.values()]
-    .sort((a, b) => a.ts - b.ts)
+    .sort((a, b) => a.us - b.us)
     .map((g) => {
-      const metrics = Object.fromEntries(g.metrics);
-      const event: TelemetryEvent = { v: 1, id: eventId(deviceId, undefined, g.ts, metrics), deviceId, ts: g.ts, receivedAt, metrics };
+      const event: TelemetryEvent = { v: 1, id: ctx.nextId(), deviceId, ts: 0, receivedAt, metrics: Object.fromEntries(g.metrics) };
+      setTime(event, g.us);
       if (g.units.size > 0) event.units = Object.fromEntries(g.units);
       return event;
     });

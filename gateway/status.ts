@@ -9,6 +9,7 @@
  * disconnect is not reported as offline; the newer one reports `online` with cause `takeover`.
  */
 import type { JetStreamClient, KV } from 'nats';
+import type { TransmissionIds } from '../core/ids.ts';
 import { DeviceRecord, type DeviceRecord as DeviceRecordT } from '../core/device-registry.ts';
 import type { Logger } from '../core/logger.ts';
 import type { DeviceStatusEvent } from '../core/schemas.ts';
@@ -48,6 +49,7 @@ export class DeviceStatusTracker {
   readonly #kv: KV;
   readonly #retained: RetainedPublisher;
   readonly #opts: StatusOptions;
+  readonly #ids: TransmissionIds;
   readonly #metrics: GatewayMetrics;
   readonly #log: Logger;
   readonly #devices = new Map<string, DeviceState>();
@@ -55,8 +57,9 @@ export class DeviceStatusTracker {
   #idle: (() => void)[] = [];
   #shuttingDown = false;
 
-  constructor(js: JetStreamClient, kv: KV, retained: RetainedPublisher, opts: StatusOptions, metrics: GatewayMetrics, log: Logger) {
+  constructor(js: JetStreamClient, kv: KV, retained: RetainedPublisher, opts: StatusOptions, ids: TransmissionIds, metrics: GatewayMetrics, log: Logger) {
     this.#js = js;
+    this.#ids = ids;
     this.#kv = kv;
     this.#retained = retained;
     this.#opts = opts;
@@ -150,11 +153,13 @@ export class DeviceStatusTracker {
     s.lastTouch = time;
     this.#metrics.statusChanges.inc({ status, cause });
     this.#log.debug({ deviceId, status, cause }, 'device status');
+    // One transmission id for the event, reused by the retries of #run (docs/design.md, "Identities").
+    const msgID = this.#ids.next('s');
     this.#run(s, deviceId, async () => {
       if (!this.#shuttingDown) await this.#retained(deviceId, status);
       const event: DeviceStatusEvent = { v: 1, deviceId, status, cause, time };
       await this.#js.publish(subjects.deviceStatus(deviceId), JSON.stringify(event), {
-        msgID: `${deviceId}:${time}:${status}:${cause}`,
+        msgID,
         timeout: this.#opts.publishTimeoutMs,
       });
       await this.#updateRecord(deviceId, (r) => {

@@ -54,7 +54,7 @@ function* fleet(startTs: number, stepMs: number): Generator<TelemetryEvent> {
   for (let i = 0; ; i++) {
     const d = i % DEVICES;
     const ts = startTs + Math.floor(i / DEVICES) * stepMs + (d % stepMs);
-    yield makeEvent(`bench-${d}`, ts, { temperature: 20 + Math.sin(i) * 5, humidity: 40 + (i % 200) / 8, pressure: 1000 + Math.cos(i) * 10 }, ts, i);
+    yield makeEvent(`bench-${d}`, ts, { temperature: 20 + Math.sin(i) * 5, humidity: 40 + (i % 200) / 8, pressure: 1000 + Math.cos(i) * 10 }, ts);
   }
 }
 
@@ -174,7 +174,7 @@ try {
   // Marker readings on 64 devices (every partition): processing has resumed everywhere once all are stored.
   const markerTs = Date.now() - 60_000;
   await pub.publish(
-    Array.from({ length: 64 }, (_, i) => makeEvent(`marker-${i}`, markerTs, { temperature: i }, markerTs, 1)),
+    Array.from({ length: 64 }, (_, i) => makeEvent(`marker-${i}`, markerTs, { temperature: i }, markerTs)),
     200,
   );
   const markers = async (): Promise<number> => {

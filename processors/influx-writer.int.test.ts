@@ -58,7 +58,8 @@ describe('InfluxWriter group commit', () => {
     await influx.createDatabase(db);
     const writer = new InfluxWriter({ url: influx.directUrl, token: '', org: 'iot', bucket: db, timeoutMs: 5000, gzipThreshold: 10, api: 'v1' });
     try {
-      await writer.write(['m,device=a v=1 1000', 'm,device=a v=2 2000']); // gzipped: larger than 10 bytes
+      // Lines carry epoch µs (precision=u on 1.x): 1000000 µs is 1000 ms. Gzipped: larger than 10 bytes.
+      await writer.write(['m,device=a v=1 1000000', 'm,device=a v=2 2000123']);
       const refused = await writer.write(['m,device=a v=oops 3000']).catch((err: unknown) => err);
       expect(isPermanentWriteError(refused)).toBe(true);
       const [series] = await influxql({ url: influx.directUrl, db }, 'SELECT v FROM m');
@@ -66,6 +67,8 @@ describe('InfluxWriter group commit', () => {
         [1000, 1],
         [2000, 2],
       ]);
+      const [us] = await influxql({ url: influx.directUrl, db, epoch: 'u' }, 'SELECT v FROM m');
+      expect(rows(us ?? []).map((r) => r.time)).toEqual([1000000, 2000123]);
     } finally {
       await writer.close();
     }

@@ -53,9 +53,10 @@ export function writePath(target: Pick<InfluxTarget, 'api' | 'org' | 'bucket'>):
   if (target.api === 'v1') {
     // A v2 bucket may be `db/rp`, as InfluxDB's own DBRP mapping spells it.
     const [db, rp] = target.bucket.split('/');
-    return `/write?db=${encodeURIComponent(db ?? target.bucket)}${rp ? `&rp=${encodeURIComponent(rp)}` : ''}&precision=ms`;
+    // Lines carry epoch µs (line-protocol.ts): 1.x spells that precision `u`, the v2 API `us`.
+    return `/write?db=${encodeURIComponent(db ?? target.bucket)}${rp ? `&rp=${encodeURIComponent(rp)}` : ''}&precision=u`;
   }
-  return `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
+  return `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=us`;
 }
 
 /** Lines waiting that start a request without lingering. */

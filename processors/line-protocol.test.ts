@@ -2,15 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { rollupLine, telemetryLine } from './line-protocol.ts';
 
 describe('telemetryLine', () => {
-  it('writes device tag, one float field per metric, and ms time', () => {
+  it('writes device tag, one float field per metric, and the reading time in µs', () => {
     expect(telemetryLine({ v: 1, id: 'x', deviceId: 'dev-1', ts: 1700000000123, receivedAt: 0, metrics: { temperature: 21.5, count: 3 } })).toBe(
-      'telemetry,device=dev-1 temperature=21.5,count=3 1700000000123',
+      'telemetry,device=dev-1 temperature=21.5,count=3 1700000000123000',
+    );
+    expect(telemetryLine({ v: 1, id: 'x', deviceId: 'd', ts: 1700000000123, tsMicros: 7, receivedAt: 0, metrics: { t: -0 } })).toBe(
+      'telemetry,device=d t=-0 1700000000123007',
     );
   });
 
   it('sorts tags with device among them and escapes spaces, commas and equals signs', () => {
     const line = telemetryLine({ v: 1, id: 'x', deviceId: 'd', ts: 1, receivedAt: 0, metrics: { t: 1e-7 }, tags: { site: 'a b,c=d', area: 'n' } });
-    expect(line).toBe('telemetry,area=n,device=d,site=a\\ b\\,c\\=d t=1e-7 1');
+    expect(line).toBe('telemetry,area=n,device=d,site=a\\ b\\,c\\=d t=1e-7 1000');
   });
 });
 

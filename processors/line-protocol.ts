@@ -1,9 +1,13 @@
 /**
- * TelemetryEvent -> InfluxDB line protocol (DESIGN.md, "InfluxDB contract": measurement `telemetry`,
- * tag `device` plus the device's tags, one field per metric, device time in ms).
- * Escaping uses the client library's own escapers so it matches what the client would write.
+ * TelemetryEvent -> InfluxDB line protocol (docs/design.md, "InfluxDB contract": measurement `telemetry`,
+ * tag `device` plus the device's tags, one field per metric, time = the reading's time in epoch µs, written
+ * with `precision=us`: the reading's identity (device, ts, tsMicros) is the point's identity).
+ * Escaping uses the client library's own escapers so it matches what the client would write. What the gateway
+ * accepts is exactly what this encoding round-trips through InfluxDB (gateway/checks.ts, `not_storable`; the
+ * generated round-trip test in processors/line-protocol.int.test.ts).
  */
 import { escape } from '@influxdata/influxdb-client';
+import { readingTimeUs } from '../core/ids.ts';
 import type { TelemetryEvent } from '../core/schemas.ts';
 
 export const TELEMETRY_MEASUREMENT = 'telemetry';
@@ -21,7 +25,7 @@ function fieldSet(metrics: Record<string, number>): string {
   let out = '';
   for (const name in metrics) {
     if (out) out += ',';
-    out += `${tag(name)}=${String(metrics[name])}`;
+    out += `${tag(name)}=${float(metrics[name]!)}`;
   }
   return out;
 }
@@ -34,16 +38,20 @@ export function telemetryLine(e: TelemetryEvent): string {
     tags = '';
     for (const [k, v] of entries) tags += `,${tag(k)}=${tag(v)}`;
   }
-  return `${TELEMETRY_MEASUREMENT}${tags} ${fieldSet(e.metrics)} ${e.ts}`;
-}
-
-/** Float field value: shortest round-trip form, always parsed back as float (an integer-looking value stays float without `i`). */
-function float(v: number): string {
-  return String(v);
+  return `${TELEMETRY_MEASUREMENT}${tags} ${fieldSet(e.metrics)} ${readingTimeUs(e)}`;
 }
 
 /**
- * One rollup point (DESIGN.md: `telemetry_1m`/`telemetry_1h`, tags `device`, `metric`, time = window start).
+ * Float field value: shortest round-trip form, always parsed back as float (an integer-looking value stays float
+ * without `i`). String(-0) is "0": negative zero is written as "-0", which InfluxDB stores as -0.
+ */
+function float(v: number): string {
+  return v === 0 && 1 / v < 0 ? '-0' : String(v);
+}
+
+/**
+ * One rollup point (docs/design.md: `telemetry_1m`/`telemetry_1h`, tags `device`, `metric`, time = window start in
+ * ms, written in µs like every line).
  * `count` is an integer field, as InfluxQL's COUNT returns; `stddev` is absent below two readings.
  */
 export function rollupLine(
@@ -56,5 +64,5 @@ export function rollupLine(
   let fields = `count=${f.count}i,sum=${float(f.sum)},min=${float(f.min)},max=${float(f.max)},mean=${float(f.mean)},last=${float(f.last)}`;
   if (f.stddev !== undefined) fields += `,stddev=${float(f.stddev)}`;
   fields += `,p50=${float(f.p50)},p95=${float(f.p95)},p99=${float(f.p99)}`;
-  return `${measurement},device=${tag(deviceId)},metric=${tag(metric)} ${fields} ${windowStart}`;
+  return `${measurement},device=${tag(deviceId)},metric=${tag(metric)} ${fields} ${windowStart * 1000}`;
 }

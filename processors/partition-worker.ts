@@ -292,7 +292,7 @@ export class PartitionWorker {
   }
 
   async #deadLetterMessage(m: JsMsg, code: string, reason: string): Promise<void> {
-    await publishDeadLetter(this.#d.js, { stage: 'processors', code, reason, payload: m.data, topic: m.subject, dedupKey: `${m.seq}` });
+    await publishDeadLetter(this.#d.js, { stage: 'processors', code, reason, payload: m.data, topic: m.subject, msgId: `${STREAMS.telemetry}:${m.seq}` });
     m.term(reason);
     this.#unacked.delete(m.seq);
     this.#d.metrics.messages.inc({ outcome: 'deadlettered' });
@@ -345,7 +345,7 @@ export class PartitionWorker {
       reason: `event ${t.e.id} (ts ${new Date(t.e.ts).toISOString()}) arrived after its window closed in ${t.measurements.join(', ')} (watermark ${new Date(this.#windows.watermark).toISOString()}, allowed lateness ${this.#d.config.WINDOW_ALLOWED_LATENESS_MS} ms); stored raw`,
       payload: Buffer.from(JSON.stringify(t.e)),
       topic: t.m.subject,
-      dedupKey: `${t.m.seq}:${t.e.id}`,
+      msgId: `${STREAMS.telemetry}:${t.m.seq}:${t.e.id}:too_late`,
     });
     this.#d.metrics.lateEvents.inc({ outcome: 'too_late' });
   }

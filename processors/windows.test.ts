@@ -16,7 +16,7 @@ function ev(deviceId: string, ts: number, value: number, receivedAt = ts): Windo
   return { deviceId, ts, receivedAt, metrics: { temperature: value } };
 }
 
-/** Parses rollup lines into {measurement|device|metric|time -> fields}. */
+/** Parses rollup lines into {measurement|device|metric|time (ms) -> fields}; lines carry epoch µs. */
 function parse(lines: string[]): Map<string, Record<string, number>> {
   const out = new Map<string, Record<string, number>>();
   for (const line of lines) {
@@ -24,7 +24,7 @@ function parse(lines: string[]): Map<string, Record<string, number>> {
     const [m, ...tags] = series!.split(',');
     const tagMap: Record<string, string> = Object.fromEntries(tags.map((t) => t.split('=') as [string, string]));
     const f: Record<string, number> = Object.fromEntries(fields!.split(',').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1]!.replace(/i$/, ''))]));
-    out.set(`${m}|${tagMap.device}|${tagMap.metric}|${time}`, f);
+    out.set(`${m}|${tagMap.device}|${tagMap.metric}|${Number(time) / 1000}`, f);
   }
   return out;
 }

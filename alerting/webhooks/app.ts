@@ -110,7 +110,7 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
         reason,
         payload: m.data,
         topic: m.subject,
-        dedupKey: `alerts:${m.info.streamSequence}`,
+        msgId: `alerts:${m.info.streamSequence}`,
       });
     }
     m.term(reason);
@@ -158,7 +158,7 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
       reason: `endpoint ${ep.name}: ${r.error} after ${r.attempts} attempt(s)`,
       payload: m.data,
       topic: m.subject,
-      dedupKey: `${t.id}:${ep.name}`,
+      msgId: `${t.id}:${ep.name}`,
     });
     metrics.notifications.inc({ endpoint: ep.name, outcome });
     return 'done';

@@ -10,7 +10,7 @@ import { createDispatcher, type Dispatcher, type DispatcherOptions } from '../..
 import { DispatcherConfig } from '../../alerting/webhooks/config.ts';
 import { loadConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
-import { batchMsgId } from '../../core/ids.ts';
+import { testIds } from './telemetry.ts';
 import type { DeviceStatusEvent, TelemetryEvent } from '../../core/schemas.ts';
 import { DEFAULT_PARTITIONS, partitionOf, subjects } from '../../core/subjects.ts';
 import type { NatsServer } from '../../devstack/nats-server.ts';
@@ -80,8 +80,8 @@ ${extra}`;
 export async function publishReadings(js: JetStreamClient, deviceId: string, readings: { ts: number; metrics: Record<string, number> }[]): Promise<void> {
   const partition = partitionOf(deviceId, DEFAULT_PARTITIONS);
   for (const r of readings) {
-    const e: TelemetryEvent = { v: 1, id: `${deviceId}:${r.ts}`, deviceId, ts: r.ts, receivedAt: Date.now(), metrics: r.metrics };
-    await js.publish(subjects.telemetry(partition), JSON.stringify({ v: 1, partition, events: [e] }), { msgID: batchMsgId([e.id]) });
+    const e: TelemetryEvent = { v: 1, id: testIds.next('e'), deviceId, ts: r.ts, receivedAt: Date.now(), metrics: r.metrics };
+    await js.publish(subjects.telemetry(partition), JSON.stringify({ v: 1, partition, events: [e] }), { msgID: testIds.next('b') });
   }
 }
 

@@ -4,7 +4,7 @@
  * the rollups with what InfluxQL computes over the raw points.
  */
 import { connect, type JetStreamClient, type NatsConnection } from 'nats';
-import { eventId, batchMsgId } from '../../core/ids.ts';
+import { TransmissionIds } from '../../core/ids.ts';
 import { ensureStreams } from '../../core/nats.ts';
 import type { TelemetryBatch, TelemetryEvent } from '../../core/schemas.ts';
 import { DEFAULT_PARTITIONS, partitionOf, subjects } from '../../core/subjects.ts';
@@ -14,8 +14,11 @@ import { prng } from '../../simulator/signals.ts';
 /** The simulator's seeded PRNG (mulberry32), so a failing run can be reproduced. */
 export const rng = prng;
 
-export function makeEvent(deviceId: string, ts: number, metrics: Record<string, number>, receivedAt = ts, seq?: number): TelemetryEvent {
-  return { v: 1, id: eventId(deviceId, seq, ts, metrics), deviceId, ts, receivedAt, metrics };
+/** Transmission ids of this test process (core/ids.ts): batch `Nats-Msg-Id`s and event ids. */
+export const testIds = new TransmissionIds('test');
+
+export function makeEvent(deviceId: string, ts: number, metrics: Record<string, number>, receivedAt = ts): TelemetryEvent {
+  return { v: 1, id: testIds.next('e'), deviceId, ts, receivedAt, metrics };
 }
 
 export interface SimulatedRun {
@@ -109,7 +112,7 @@ export async function connectPublisher(natsUrl: string, partitions = DEFAULT_PAR
         if (!evs || evs.length === 0) return;
         pending.delete(p);
         const batch: TelemetryBatch = { v: 1, partition: p, events: evs };
-        acks.push(js.publish(subjects.telemetry(p), JSON.stringify(batch), { msgID: batchMsgId(evs.map((e) => e.id)) }));
+        acks.push(js.publish(subjects.telemetry(p), JSON.stringify(batch), { msgID: testIds.next('b') }));
       };
       for (const e of events) {
         const p = partitionOf(e.deviceId, partitions);
