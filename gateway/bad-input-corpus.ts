@@ -150,6 +150,14 @@ export function corpusCases(now: number, device: string): CorpusCase[] {
     { name: 'SenML: bv + v overflows', payload: JSON.stringify([{ bv: 1e308, n: 't', v: 1e308 }]), expect: reject('non_finite') },
     { name: 'SenML: v overflows to Infinity', payload: '[{"n":"t","v":1e999}]', expect: reject('non_finite', '[0].v') },
     { name: 'SenML: unit with a space', payload: JSON.stringify([{ n: 't', u: 'deg C', v: 1 }]), expect: reject('bad_unit') },
+    // What InfluxDB would refuse or change (gateway/checks.ts): refused before the PUBACK, never refused by the store after it
+    { name: 'tag value ending in a backslash', payload: m({ t: 1 }, { tags: { site: 'a\\' } }), expect: reject('not_storable', 'tags.site') },
+    { name: 'tag value with a backslash before a space', payload: m({ t: 1 }, { tags: { site: 'say \\ ok' } }), expect: reject('not_storable', 'tags.site') },
+    { name: 'metric named time', payload: m({ time: 1 }), expect: reject('not_storable', 'time') },
+    { name: 'metric name starting with an underscore', payload: m({ _value: 1 }), expect: reject('not_storable', '_value') },
+    { name: 'tag key time', payload: m({ t: 1 }, { tags: { time: 'x' } }), expect: reject('not_storable', 'time') },
+    { name: 'tag key _measurement', payload: m({ t: 1 }, { tags: { _measurement: 'x' } }), expect: reject('not_storable', '_measurement') },
+    { name: 'SenML: metric named time', payload: JSON.stringify([{ n: 'time', v: 1 }]), expect: reject('not_storable', 'time') },
     // Accepted on purpose, stored exactly
     {
       name: 'tag value with spaces, commas and equals signs',
@@ -157,9 +165,9 @@ export function corpusCases(now: number, device: string): CorpusCase[] {
       expect: { kind: 'accept', events: [{ metrics: { temperature: 20.25 }, tags: { site: 'a b,c=d' }, ts: t + 1 }] },
     },
     {
-      name: 'tag value with quotes and a backslash',
-      payload: m({ temperature: 20.5 }, { ts: t + 2, tags: { site: 'say "hi" \\ ok\'' } }),
-      expect: { kind: 'accept', events: [{ metrics: { temperature: 20.5 }, tags: { site: 'say "hi" \\ ok\'' }, ts: t + 2 }] },
+      name: 'tag value with quotes',
+      payload: m({ temperature: 20.5 }, { ts: t + 2, tags: { site: 'say "hi" ok\'' } }),
+      expect: { kind: 'accept', events: [{ metrics: { temperature: 20.5 }, tags: { site: 'say "hi" ok\'' }, ts: t + 2 }] },
     },
     {
       name: 'tag value in unicode',

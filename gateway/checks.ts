@@ -53,6 +53,7 @@ export const REJECT_CODES = [
   'unsupported_value',
   'ts_future',
   'ts_past',
+  'not_storable',
 ] as const;
 export type RejectCode = (typeof REJECT_CODES)[number];
 
@@ -81,13 +82,42 @@ export function quote(s: string): string {
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 /** True when checkName would pass `name`. */
 export function isName(name: string, max: number): boolean {
-  return name.length > 0 && name.length <= max && NAME.test(name) && name !== '__proto__';
+  return name.length > 0 && name.length <= max && NAME.test(name) && name !== '__proto__' && isStorableName(name);
 }
 export function checkName(name: string, max: number, code: 'bad_metric_name' | 'bad_tag', what: string): void {
   if (name.length === 0) throw new Rejection(code, `${what} "": must not be empty`);
   if (name.length > max) throw new Rejection(code, `${what} ${quote(name)}: ${name.length} characters, limit ${max}`);
   if (!NAME.test(name)) throw new Rejection(code, `${what} ${quote(name)}: must match ^[A-Za-z_][A-Za-z0-9_.-]*$`);
   if (name === '__proto__') throw new Rejection(code, `${what} "__proto__": is reserved`);
+  if (!isStorableName(name))
+    throw new Rejection(
+      'not_storable',
+      name === 'time'
+        ? `${what} "time": InfluxDB refuses a field or tag named time`
+        : `${what} ${quote(name)}: InfluxDB 2 and 3 reserve names starting with "_" for themselves`,
+    );
+}
+
+/*
+ * What InfluxDB would refuse or change (docs/design.md, "A PUBACK is a promise"), found with a real influxd 1.6.7
+ * and InfluxDB's line protocol reference for 2.x and 3.x, and checked by processors/line-protocol.int.test.ts,
+ * which writes generated names and values through the processors' encoder into a real influxd and reads them
+ * back. Refused at ingest with `not_storable`, before the PUBACK, so that a PUBACKed reading is never refused by
+ * the store later:
+ * - a field or tag named `time` (1.x: "partial write: invalid field name", the point is dropped);
+ * - names starting with `_` (2.x and 3.x reserve them: `_field`, `_measurement`, `_time`, `_value`...);
+ * - a backslash in a tag value: line protocol cannot carry every one exactly (a trailing backslash, or one before
+ *   a comma, space or equals sign, is unwritable in 1.x; 1.x keeps `\\` as two characters where 2.x and 3.x read
+ *   one), so no encoding round-trips on every supported server.
+ * Metric names and tag keys need no escaping (NAME above); tag values are escaped (`,`, `=`, space) on write.
+ */
+function isStorableName(name: string): boolean {
+  return name !== 'time' && name.charCodeAt(0) !== 0x5f; // '_'
+}
+
+/** True when a tag value can be written and read back exactly (see above); control characters are checked apart. */
+export function isStorableTagValue(value: string): boolean {
+  return !value.includes('\\');
 }
 
 /** Units (UCUM or SenML unit names such as `Cel`, `%RH`, `m/s2`): printable ASCII, no spaces or quotes. */

@@ -6,6 +6,18 @@ import { DEFAULT_PARTITIONS } from '../core/subjects.ts';
 const optionalPort = z.coerce.number().int().min(0).max(65535).optional();
 const optionalPath = z.string().min(1).optional();
 
+/**
+ * InfluxDB refuses a point whose series key (measurement and tags, escaped) exceeds 65,535 bytes ("max key length
+ * exceeded"). The limits must make that impossible, or a PUBACKed reading could be refused by the store later.
+ * Worst case per tag: `,` key `=` value, a UTF-16 code unit being at most 3 bytes escaped (UTF-8 of a BMP
+ * character, or an escaped `,`/`=`/space as 2).
+ */
+const MAX_SERIES_KEY_BYTES = 65_535;
+export function worstSeriesKeyBytes(c: { MAX_TAGS: number; MAX_NAME_LENGTH: number; MAX_TAG_VALUE_LENGTH: number }): number {
+  const device = ',device='.length + 64; // device ids: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$
+  return 'telemetry_1m'.length + device + c.MAX_TAGS * (2 + c.MAX_NAME_LENGTH + 3 * c.MAX_TAG_VALUE_LENGTH);
+}
+
 /** Gateway configuration: env var name -> validated value (README "Configuration" lists these). */
 export const GatewayConfig = z
   .object({
@@ -59,6 +71,13 @@ export const GatewayConfig = z
         code: 'custom',
         path: ['MAX_PACKET_BYTES'],
         message: 'must be at least MAX_PAYLOAD_BYTES (smaller payloads are dead-lettered, not cut off)',
+      });
+    const key = worstSeriesKeyBytes(c);
+    if (key > MAX_SERIES_KEY_BYTES)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MAX_TAGS'],
+        message: `MAX_TAGS x (MAX_NAME_LENGTH + 3 x MAX_TAG_VALUE_LENGTH) allows series keys of ${key} bytes; InfluxDB refuses more than ${MAX_SERIES_KEY_BYTES}: lower one of them`,
       });
     if (c.MQTT_TLS_PORT !== undefined) {
       if (!c.TLS_CERT_FILE) ctx.addIssue({ code: 'custom', path: ['TLS_CERT_FILE'], message: 'required when MQTT_TLS_PORT is set' });

@@ -16,6 +16,7 @@ import {
   checkValue,
   CONTROL_CHARS,
   isName,
+  isStorableTagValue,
   isUnit,
   quote,
   Rejection,
@@ -88,6 +89,8 @@ function parseObject(json: unknown, deviceId: string, receivedAt: number, limits
       // Control characters (newlines, tabs, NUL...) break line protocol and logs; every printable character,
       // spaces, commas, equals signs and quotes included, is accepted and escaped on write.
       if (CONTROL_CHARS.test(value)) throw new Rejection('bad_tag', `tags.${key} ${quote(value)}: must not contain control characters`);
+      if (!isStorableTagValue(value))
+        throw new Rejection('not_storable', `tags.${key} ${quote(value)}: a backslash in a tag value cannot be stored exactly by InfluxDB`);
       tags.push([key, value]);
     }
   }
@@ -171,7 +174,8 @@ export function parseObjectFast(json: object, deviceId: string, receivedAt: numb
         key === 'metric' ||
         value.length === 0 ||
         value.length > limits.MAX_TAG_VALUE_LENGTH ||
-        CONTROL_CHARS.test(value)
+        CONTROL_CHARS.test(value) ||
+        !isStorableTagValue(value)
       )
         return undefined;
       tags = rawTags as Record<string, string>;
