@@ -1,6 +1,7 @@
 /**
  * The `simulator` command line: `simulate` (a fleet from flags or a YAML scenario, writing a ledger) and
- * `loadtest` (open-loop load with end-to-end latency and loss accounting). main.ts wires it to the process.
+ * `loadtest` (open-loop load with end-to-end latency and loss accounting), `behaviours` (the device-behaviour
+ * ledger, simulator/behaviours.ts). main.ts wires it to the process.
  */
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -11,6 +12,8 @@ import { openRegistryBuckets, provisionFleet } from '../core/device-registry.ts'
 import { createLogger, type Logger } from '../core/logger.ts';
 import { SimulatorConfig } from './config.ts';
 import { createSimulator } from './app.ts';
+import { BEHAVIOURS } from './behaviours.ts';
+import { runBehavioursCommand } from './behaviours-command.ts';
 import { runLoadtestCommand } from './loadtest-command.ts';
 import { parseScenario, type Scenario, type ScenarioInput } from './scenario.ts';
 import type { SimulationProgress } from './simulate.ts';
@@ -186,6 +189,32 @@ points (distinct readings), dead letters by reason, clean disconnects, dropped c
       if (tty) io.stdout.write('\n');
       const ledger = await sim.close();
       log.info({ totals: ledger.totals, ledger: flags.ledger }, 'simulation finished');
+    });
+
+  program
+    .command('behaviours')
+    .description(
+      'device-behaviour ledger: rebooting devices, seq wrapping at 256 and 65536, resends after lost PUBACKs, repeated values, readings ' +
+        'with and without device time, skewed clocks, bad payloads of equal length; checks every PUBACK (stored once or dead-lettered once) ' +
+        'and rollups against InfluxQL over raw. Starts its own stack when no --mqtt-url is given; exits 1 on any mismatch.',
+    )
+    .option('--only <list>', `comma-separated behaviours (${BEHAVIOURS.join(', ')})`)
+    .option('--devices <n>', 'devices per behaviour', num('--devices'), 2)
+    .option('--rate <msgs/s>', 'readings per second per device', num('--rate'), 4)
+    .option('--seconds <s>', 'how long each device sends (a rebooting device: per run)', num('--seconds'), 60)
+    .option('--seed <n>', 'PRNG seed', num('--seed'), 11)
+    .option('--json <file>', 'write the report as JSON here')
+    .option('--mqtt-url <url>', 'gateway of a running stack (else one is started)')
+    .option('--influx-url <url>', 'InfluxDB (InfluxQL /query) of the running stack')
+    .option('--influx-db <name>', 'database/bucket of the running stack', 'telemetry')
+    .option('--nats-url <url>', 'NATS of the running stack')
+    .option('--password <secret>', 'password of every device')
+    .addHelpText(
+      'after',
+      '\nExample (seq wrapping at 256 at 4 msg/s for 3 minutes):\n  npm run simulator -- behaviours --only wrap256 --rate 4 --seconds 180\n',
+    )
+    .action(async (flags: Record<string, unknown>) => {
+      await runBehavioursCommand(flags, io);
     });
 
   program
