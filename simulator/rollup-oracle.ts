@@ -67,4 +67,3 @@ export async function compareRollups(
   }
   return { compared, mismatches };
 }
-
