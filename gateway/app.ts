@@ -24,6 +24,7 @@ import { connectNats, ensureStreams, type NatsHandle } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
 import { partitionOf } from '../core/subjects.ts';
 import { authorizePublishTopic, authorizeSubscribeFilter } from './acl.ts';
+import { connectedClient, connectionDestroyed, disconnectedCleanly, interceptPublish, isWill, limitPacketSize } from './aedes-internals.ts';
 import { Admission } from './admission.ts';
 import { DeviceAuthenticator } from './auth.ts';
 import { TelemetryBatcher, type Done } from './batcher.ts';
@@ -60,27 +61,6 @@ interface Session {
   role: DeviceRole;
   keepaliveExpired: boolean;
 }
-
-/**
- * aedes state its type declarations omit (aedes 1.2: aedes.js `clients`, lib/client.js `will` and `_disconnected`).
- * Read only; `_disconnected` is true only when a DISCONNECT packet arrived (a clean disconnect).
- */
-interface AedesInternals {
-  clients: Record<string, Client | undefined>;
-}
-interface ClientInternals {
-  will?: unknown;
-  _disconnected?: boolean;
-  connDestroyed(): boolean;
-}
-const internals = (b: Aedes): AedesInternals => b as unknown as AedesInternals;
-const clientInternals = (c: Client): ClientInternals => {
-  const raw = c as unknown as { will?: unknown; _disconnected?: boolean; conn?: { destroyed?: boolean } };
-  return { will: raw.will, _disconnected: raw._disconnected, connDestroyed: () => raw.conn?.destroyed === true };
-};
-// Per message: reads the field directly (clientInternals allocates, and tsx names its closure with defineProperty).
-type InternalPublish = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void;
-const isWill = (c: Client, packet: PublishPacket): boolean => (c as unknown as { will?: unknown }).will === packet;
 
 /**
  * One callback for the `count` events of a message: `then` runs once with the first error (if any) after the last.
@@ -248,7 +228,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     ...(config.KEEPALIVE_MAX_S > 0 ? { keepaliveLimit: config.KEEPALIVE_MAX_S } : {}),
     authenticate(client, username, password, done) {
       authenticator
-        .authenticate(client.id, username, password, () => !client.closed && !clientInternals(client).connDestroyed())
+        .authenticate(client.id, username, password, () => !client.closed && !connectionDestroyed(client))
         .then(
           (r) => {
             metrics.auth.inc({ outcome: r.ok ? (r.anonymous ? 'anonymous' : 'ok') : r.outcome });
@@ -258,7 +238,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
               return;
             }
             sessions.set(client, { role: r.role, keepaliveExpired: false });
-            if (internals(broker).clients[client.id]) status.expectTakeover(client.id);
+            if (connectedClient(broker, client.id)) status.expectTakeover(client.id);
             done(null, true);
           },
           (err: unknown) => done(authError(String(err), 5), false),
@@ -329,16 +309,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
       callback(null, null);
     },
   });
-  // aedes calls its publish as (packet, client, done) (lib/handlers/publish.js); its typings declare (packet, done) only.
-  const internalBroker = broker as unknown as { publish: InternalPublish };
-  const forward = internalBroker.publish.bind(broker);
-  internalBroker.publish = (packet, client, done) => {
-    if (typeof client === 'object' && client !== null && taken.delete(packet)) {
-      done?.();
-      return;
-    }
-    forward(packet, client, done);
-  };
+  interceptPublish(broker, (packet) => taken.delete(packet));
   broker.on('client', (client) => {
     metrics.clients.inc();
     status.connected(client.id, client);
@@ -349,7 +320,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
   });
   broker.on('clientDisconnect', (client) => {
     metrics.clients.dec();
-    const clean = clientInternals(client)._disconnected === true;
+    const clean = disconnectedCleanly(client);
     const cause: StatusCause = clean ? 'disconnect' : sessions.get(client)?.keepaliveExpired ? 'keepalive' : 'will';
     status.disconnected(client.id, client, cause);
   });
@@ -363,7 +334,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
       authenticator.forget(e.key);
       const parsed = e.operation === 'PUT' ? DeviceCredential.safeParse(safeJson(e.string())) : undefined;
       const revoked = !parsed?.success || parsed.data.revokedAt !== undefined;
-      const client = internals(broker).clients[e.key];
+      const client = connectedClient(broker, e.key);
       if (revoked && client) {
         log.info({ clientId: e.key }, 'credential revoked or removed: closing the connection');
         client.close();
@@ -424,30 +395,6 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     inflight: () => ({ publishes: admission.inflight, bytes: admission.inflightBytes, waiting: admission.waiting, waitingBytes: admission.waitingBytes }),
     close,
     [Symbol.asyncDispose]: close,
-  };
-}
-
-/** The part of mqtt-packet's parser (aedes' `client._parser`) that the packet size limit hooks into. */
-interface PacketParser {
-  packet: { length: number };
-  _parseLength(): boolean;
-  _emitError(err: Error): void;
-}
-
-/**
- * Refuses an MQTT packet as soon as its fixed header announces more than `max` bytes, before the parser buffers
- * it (aedes has no packet size limit, and MQTT allows 256 MiB). The parser error closes the connection.
- */
-function limitPacketSize(client: Client, max: number, onRefused: () => void): void {
-  const parser = (client as unknown as { _parser?: PacketParser })._parser;
-  if (!parser || typeof parser._parseLength !== 'function') return; // a future aedes without it: no limit rather than a crash
-  const parseLength = parser._parseLength.bind(parser);
-  parser._parseLength = () => {
-    if (!parseLength()) return false;
-    if (parser.packet.length <= max) return true;
-    onRefused();
-    parser._emitError(new Error(`packet of ${parser.packet.length} bytes exceeds MAX_PACKET_BYTES ${max}`));
-    return false;
   };
 }
 
