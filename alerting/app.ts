@@ -203,7 +203,7 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
 
   const deadLetter = async (m: JsMsg, stream: string, code: string, reason: string): Promise<void> => {
     await publishDeadLetter(js, { stage: 'alerting', code, reason, payload: m.data, topic: m.subject, msgId: `${stream}:${m.info.streamSequence}` });
-    m.term(reason);
+    m.term(); // not term(reason): nats-server 2.9 ignores a +TERM with a reason and redelivers (issue 11); the reason is in the dead letter
     metrics.messages.inc({ stream, outcome: 'deadlettered' });
     log.warn({ subject: m.subject, seq: m.info.streamSequence, code, reason }, 'message dead-lettered');
   };

@@ -68,6 +68,28 @@ rules:
     expect(engine.take().transitions.map((t) => t.status)).toEqual(['firing', 'resolved']);
   });
 
+  it('evaluates two readings of one millisecond told apart by tsMicros, and skips a redelivery of either (issue 11)', () => {
+    const c = clock();
+    const engine = new AlertEngine(parseRules('rules: [{ id: hot, kind: threshold, metric: t, above: 30 }]'), c);
+    engine.onTelemetry({ ...reading('d1', 1000, { t: 31 }), tsMicros: 100 });
+    engine.onTelemetry({ ...reading('d1', 1000, { t: 20 }), tsMicros: 200 }); // same ms, later µs: a new reading
+    engine.onTelemetry({ ...reading('d1', 1000, { t: 31 }), tsMicros: 100 }); // redelivered
+    expect(engine.take().transitions.map((t) => t.status)).toEqual(['firing', 'resolved']);
+    expect(engine.state('hot/d1')?.lastTimeUs).toBe(1_000_200);
+  });
+
+  it('reads a state stored before µs reading times (lastTs in ms) as having evaluated that whole millisecond', () => {
+    const c = clock();
+    const engine = new AlertEngine(parseRules('rules: [{ id: hot, kind: threshold, metric: t, above: 30 }]'), c);
+    engine.restore([{ ruleId: 'hot', deviceId: 'd1', phase: 'inactive', active: false, lastTs: 1000, episode: 0, repeat: 0, notified: false }]);
+    engine.onTelemetry({ ...reading('d1', 1000, { t: 31 }), tsMicros: 500 }); // within the millisecond already evaluated
+    expect(engine.take().transitions).toEqual([]);
+    engine.onTelemetry(reading('d1', 1001, { t: 31 }));
+    expect(engine.take().transitions.map((t) => t.status)).toEqual(['firing']);
+    expect(engine.state('hot/d1')).toMatchObject({ lastTimeUs: 1_001_000 });
+    expect(engine.state('hot/d1')?.lastTs).toBeUndefined();
+  });
+
   it('applies device globs and tag selectors', () => {
     const c = clock();
     const engine = new AlertEngine(

@@ -10,6 +10,7 @@
  * -> resolved (back to inactive). Notification ids are `{fingerprint}#{episode}:{status}:{repeat}`:
  * deterministic, so a transition re-published after a crash is deduplicated downstream.
  */
+import { readingTimeUs } from '../core/ids.ts';
 import type { AlertTransition, DeviceStatusEvent, TelemetryEvent } from '../core/schemas.ts';
 import { stepAnomaly, newEwma } from './rules/anomaly.ts';
 import { nextActive, thresholdOf } from './rules/comparator.ts';
@@ -196,8 +197,14 @@ export class AlertEngine {
       const value = e.metrics[rule.metric];
       if (value === undefined || !selector.matches(e.deviceId, e.tags)) continue;
       const st = this.#getAt(slot, i, rule.id, e.deviceId);
-      if (st.lastTs !== undefined && e.ts <= st.lastTs) continue; // already evaluated (redelivery or replay)
-      st.lastTs = e.ts;
+      // The reading's identity is (device, reading time in µs): two readings in one millisecond are two readings.
+      const time = readingTimeUs(e);
+      if (st.lastTs !== undefined) {
+        st.lastTimeUs = Math.max(st.lastTimeUs ?? -Infinity, st.lastTs * 1000 + 999); // state from before µs times
+        delete st.lastTs;
+      }
+      if (st.lastTimeUs !== undefined && time <= st.lastTimeUs) continue; // already evaluated (redelivery or replay)
+      st.lastTimeUs = time;
       this.evaluations++;
       let signal: number | undefined;
       let active: boolean;
@@ -205,7 +212,7 @@ export class AlertEngine {
         signal = value;
         active = nextActive(rule, value, st.active);
       } else if (rule.kind === 'rate') {
-        signal = stepRate((st.rate ??= []), e.ts, value, rule.window, rule.per, rule.minSpan);
+        signal = stepRate((st.rate ??= []), time / 1000, value, rule.window, rule.per, rule.minSpan); // ms with the µs as fraction
         active = signal === undefined ? st.active : nextActive(rule, signal, st.active);
       } else {
         signal = stepAnomaly((st.ewma ??= newEwma()), value, rule.alpha, rule.warmup, rule.varianceAlpha);

@@ -13,7 +13,15 @@ export const AlertState = z.object({
   phase: AlertPhase,
   /** Condition after hysteresis (the Schmitt trigger's output). */
   active: z.boolean(),
-  /** Device time of the last reading evaluated: readings at or before it are duplicates or replays (DESIGN.md). */
+  /**
+   * Reading time (epoch µs, core/ids.ts `readingTimeUs`) of the last reading evaluated: readings at or before it are
+   * duplicates or replays (docs/design.md, "Identities"). Added 2026-12; state stored before has only `lastTs`.
+   */
+  lastTimeUs: z.number().optional(),
+  /**
+   * Before 2026-12: the device time in ms of the last reading evaluated. Read as "every reading of that millisecond
+   * was evaluated" (lastTs * 1000 + 999 µs), which is what the code that wrote it did; never written any more.
+   */
   lastTs: z.number().optional(),
   pendingSince: z.number().optional(),
   firingSince: z.number().optional(),

@@ -9,6 +9,7 @@
 import { escape } from '@influxdata/influxdb-client';
 import { readingTimeUs } from '../core/ids.ts';
 import type { TelemetryEvent } from '../core/schemas.ts';
+import type { AggregateFields } from './aggregate.ts';
 
 export const TELEMETRY_MEASUREMENT = 'telemetry';
 
@@ -52,16 +53,13 @@ function float(v: number): string {
 /**
  * One rollup point (docs/design.md: `telemetry_1m`/`telemetry_1h`, tags `device`, `metric`, time = window start in
  * ms, written in µs like every line).
- * `count` is an integer field, as InfluxQL's COUNT returns; `stddev` is absent below two readings.
+ * `count` is an integer field, as InfluxQL's COUNT returns; `stddev` is absent below two readings; `sum` and
+ * `stddev` are absent when their value is beyond the largest double (processors/aggregate.ts).
  */
-export function rollupLine(
-  measurement: string,
-  deviceId: string,
-  metric: string,
-  windowStart: number,
-  f: { count: number; sum: number; min: number; max: number; mean: number; last: number; stddev?: number; p50: number; p95: number; p99: number },
-): string {
-  let fields = `count=${f.count}i,sum=${float(f.sum)},min=${float(f.min)},max=${float(f.max)},mean=${float(f.mean)},last=${float(f.last)}`;
+export function rollupLine(measurement: string, deviceId: string, metric: string, windowStart: number, f: AggregateFields): string {
+  let fields = `count=${f.count}i`;
+  if (f.sum !== undefined) fields += `,sum=${float(f.sum)}`;
+  fields += `,min=${float(f.min)},max=${float(f.max)},mean=${float(f.mean)},last=${float(f.last)}`;
   if (f.stddev !== undefined) fields += `,stddev=${float(f.stddev)}`;
   fields += `,p50=${float(f.p50)},p95=${float(f.p95)},p99=${float(f.p99)}`;
   return `${measurement},device=${tag(deviceId)},metric=${tag(metric)} ${fields} ${windowStart * 1000}`;

@@ -28,6 +28,12 @@ export function createProcessorMetrics(registry: Registry) {
       labelNames: ['outcome'] as const,
       registers,
     }),
+    rollupFieldsOmitted: new Counter({
+      name: 'iot_processor_rollup_fields_omitted_total',
+      help: 'Rollup fields left out of a written line because their value is beyond the largest double (sum, stddev of readings near 1e308), by field',
+      labelNames: ['field'] as const,
+      registers,
+    }),
     derivedSkipped: new Counter({
       name: 'iot_processor_derived_skipped_total',
       help: 'Derived metrics not stored because the formula gave a non-finite result',

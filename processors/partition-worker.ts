@@ -293,7 +293,7 @@ export class PartitionWorker {
 
   async #deadLetterMessage(m: JsMsg, code: string, reason: string): Promise<void> {
     await publishDeadLetter(this.#d.js, { stage: 'processors', code, reason, payload: m.data, topic: m.subject, msgId: `${STREAMS.telemetry}:${m.seq}` });
-    m.term(reason);
+    m.term(); // not term(reason): nats-server 2.9 ignores a +TERM with a reason and redelivers (issue 11); the reason is in the dead letter
     this.#unacked.delete(m.seq);
     this.#d.metrics.messages.inc({ outcome: 'deadlettered' });
     this.#log.warn({ subject: m.subject, seq: m.seq, code, reason }, 'message dead-lettered');
@@ -373,6 +373,7 @@ export class PartitionWorker {
       metrics.writeSeconds.observe({ measurement: 'rollups' }, (performance.now() - started) / 1000);
       metrics.pointsWritten.inc({ measurement: 'rollups' }, dirty.lines.length);
       metrics.windowsEmitted.inc(dirty.windows);
+      for (const [field, n] of Object.entries(dirty.omitted)) metrics.rollupFieldsOmitted.inc({ field }, n);
       this.#windows.markWritten(dirty.token);
     }
     metrics.openWindows.set({ partition: String(this.partition) }, this.#windows.openCount);

@@ -191,3 +191,25 @@ describe('partition windows: readings shared by the levels', () => {
     }
   });
 });
+
+describe('partition windows: reading identity in µs (issue 11)', () => {
+  it('counts two readings of one device in one millisecond as two, and takes last by the µs reading time', () => {
+    const w = new PartitionWindows(opts);
+    const at = T0 + 1000;
+    w.apply({ deviceId: 'd1', ts: at, tsMicros: 250, receivedAt: at, metrics: { temperature: 2 } }, 1);
+    w.apply({ deviceId: 'd1', ts: at, tsMicros: 0, receivedAt: at, metrics: { temperature: 1 } }, 2); // earlier in the same ms
+    w.apply({ deviceId: 'd1', ts: at, receivedAt: at, metrics: { temperature: 1 } }, 3); // tsMicros absent = 0: the same reading again
+    const row = parse(w.takeDirty().lines).get(`telemetry_1m|d1|temperature|${T0}`)!;
+    expect(row).toMatchObject({ count: 2, sum: 3, min: 1, max: 2, last: 2 });
+    expect(w.readingCount).toBe(2);
+    expect(w.notSuperseded({ deviceId: 'd1', ts: at, tsMicros: 250, receivedAt: at, metrics: { temperature: 5 } })).toBeUndefined();
+  });
+
+  it('chooses the window by the millisecond: 999 µs past a minute boundary stay in the minute before', () => {
+    const w = new PartitionWindows(opts);
+    w.apply({ deviceId: 'd1', ts: T0 + MIN - 1, tsMicros: 999, receivedAt: T0 + MIN, metrics: { temperature: 1 } }, 1);
+    const rows = parse(w.takeDirty().lines);
+    expect(rows.get(`telemetry_1m|d1|temperature|${T0}`)).toMatchObject({ count: 1 });
+    expect(rows.has(`telemetry_1m|d1|temperature|${T0 + MIN}`)).toBe(false);
+  });
+});

@@ -9,19 +9,23 @@
  *   current window is visible early and a late event re-emits the corrected window. It is final once the
  *   watermark passes its end plus the allowed lateness; its state is then dropped, and a later event is
  *   too late for it (the caller dead-letters it with reason `too_late`; `processors replay` can fold it in).
- * - Duplicates: a reading is (device, ts), as InfluxDB identifies a point; every aggregate counts distinct
- *   readings. A second reading at the same (device, ts) replaces the first, field by field, as InfluxDB's
- *   last write does, so the rollups equal what InfluxQL computes over the raw points.
+ * - Duplicates: a reading is (device, reading time), the reading time being `readingTimeUs(e)` in epoch µs
+ *   (core/ids.ts), as InfluxDB (written in µs) identifies a point; every aggregate counts distinct readings, so
+ *   two readings of one device in one millisecond are two. A second reading at the same (device, reading time)
+ *   replaces the first, field by field, as InfluxDB's last write does, so the rollups equal what InfluxQL
+ *   computes over the raw points. Windows are chosen by `ts` (ms): the µs part never moves a reading out of
+ *   its millisecond.
  * - Checkpoint: per window size, the stream sequence below which no open window holds a reading; with the
  *   watermark, that is all a new owner needs to rebuild the open windows by replaying the stream.
  *
  * Storage: the distinct readings are kept once per device and chunk of the smallest window size, in columns
- * (timestamps sorted, one Float64Array per metric), and shared by every level: an event is deduplicated once,
+ * (reading times in µs sorted, one Float64Array per metric), and shared by every level: an event is deduplicated once,
  * usually by one comparison with the device's latest timestamp, and each level only updates its aggregates.
  * A chunk lives as long as any level still has an open window of that device overlapping it (a reading too
  * late for the minute still counts for the hour, and a correction to it must find the hour's readings).
  */
-import { Aggregate } from './aggregate.ts';
+import { readingTimeUs } from '../core/ids.ts';
+import { Aggregate, type OmittableField } from './aggregate.ts';
 import { rollupLine } from './line-protocol.ts';
 import { logMapping, type LogMapping } from './sketch.ts';
 
@@ -50,7 +54,10 @@ export interface Checkpoint {
 
 export interface WindowEvent {
   deviceId: string;
+  /** Device time, epoch ms: chooses the windows. */
   ts: number;
+  /** Sub-millisecond part of the reading time (core/schemas.ts): with `ts`, the reading's identity. */
+  tsMicros?: number | undefined;
   receivedAt: number;
   metrics: Record<string, number>;
 }
@@ -66,9 +73,9 @@ export interface ApplyResult {
 const ABSENT = NaN;
 
 /**
- * The distinct readings of one device in one chunk of time, by timestamp (ascending), one column per metric.
- * Readings arrive mostly in order per device: a new latest one is appended; an earlier one is found (or
- * inserted) by binary search.
+ * The distinct readings of one device in one chunk of time, by reading time (epoch µs, ascending; exact in a
+ * double until 2255), one column per metric. Readings arrive mostly in order per device: a new latest one is
+ * appended; an earlier one is found (or inserted) by binary search.
  */
 class Readings {
   readonly start: number;
@@ -249,9 +256,10 @@ export class PartitionWindows {
       dev.chunk = r;
     }
     const metrics = e.metrics;
-    let at = r.find(e.ts);
+    const time = readingTimeUs(e);
+    let at = r.find(time);
     const fresh = at < 0;
-    if (fresh) r.insert((at = -at - 1), e.ts);
+    if (fresh) r.insert((at = -at - 1), time);
     // For a reading seen before: the metrics it did not have yet (added) and those whose value changed.
     let added: string[] | undefined;
     let changed: string[] | undefined;
@@ -292,16 +300,16 @@ export class PartitionWindows {
       if (fresh) {
         let j = 0;
         for (const metric in metrics) {
-          this.#aggregate(w, metric, j).add(e.ts, metrics[metric]!, keys[j]);
+          this.#aggregate(w, metric, j).add(time, metrics[metric]!, keys[j]);
           j++;
         }
       } else {
         if (!added && !changed) continue;
-        if (added) for (const metric of added) this.#aggregate(w, metric, -1).add(e.ts, metrics[metric]!);
+        if (added) for (const metric of added) this.#aggregate(w, metric, -1).add(time, metrics[metric]!);
         if (changed) {
           for (let c = 0; c < changed.length; c++) {
             const metric = changed[c]!;
-            if (!this.#aggregate(w, metric, -1).replace(e.ts, previous![c]!, metrics[metric]!)) this.#recompute(dev, w, metric);
+            if (!this.#aggregate(w, metric, -1).replace(time, previous![c]!, metrics[metric]!)) this.#recompute(dev, w, metric);
           }
         }
       }
@@ -325,6 +333,7 @@ export class PartitionWindows {
     const agg = this.#aggregate(w, metric, -1);
     agg.reset();
     const end = w.start + w.level.sizeMs;
+    const [fromUs, toUs] = [w.start * 1000, end * 1000];
     for (let cs = Math.floor(w.start / this.#chunkMs) * this.#chunkMs; cs < end; cs += this.#chunkMs) {
       const r = dev.chunks.get(cs);
       const c = r ? r.names.indexOf(metric) : -1;
@@ -334,19 +343,19 @@ export class PartitionWindows {
       for (let i = 0; i < r!.n; i++) {
         const t = ts[i]!;
         const v = col[i]!;
-        if (t >= w.start && t < end && v === v) agg.add(t, v);
+        if (t >= fromUs && t < toUs && v === v) agg.add(t, v);
       }
     }
   }
 
   /**
    * For a redelivered event (already folded, now arriving behind newer messages): its metrics minus those a
-   * later reading at the same (device, ts) has replaced, so that rewriting it raw cannot undo the newer value.
+   * later reading at the same (device, reading time) has replaced, so that rewriting it raw cannot undo the newer value.
    * Returns undefined when nothing is left to write. Readings already dropped cannot tell; then all are kept.
    */
   notSuperseded(e: WindowEvent): Record<string, number> | undefined {
     const r = this.#devices.get(e.deviceId)?.chunks.get(Math.floor(e.ts / this.#chunkMs) * this.#chunkMs);
-    const at = r ? r.find(e.ts) : -1;
+    const at = r ? r.find(readingTimeUs(e)) : -1;
     if (at < 0) return e.metrics;
     let out: Record<string, number> | undefined;
     let dropped = false;
@@ -384,16 +393,21 @@ export class PartitionWindows {
 
   /**
    * Line protocol for every changed window, plus a token to pass to {@link markWritten} once InfluxDB stored them.
-   * Windows that change again meanwhile stay dirty.
+   * Windows that change again meanwhile stay dirty. `omitted` counts the fields left out of the lines because
+   * their value is not a finite double (processors/aggregate.ts); the lines are written without them.
    */
-  takeDirty(): { lines: string[]; windows: number; token: (readonly [Window, number])[] } {
+  takeDirty(): { lines: string[]; windows: number; token: (readonly [Window, number])[]; omitted: Partial<Record<OmittableField, number>> } {
     const lines: string[] = [];
     const token: (readonly [Window, number])[] = [];
+    const omitted: Partial<Record<OmittableField, number>> = {};
+    const omit = (field: OmittableField): void => {
+      omitted[field] = (omitted[field] ?? 0) + 1;
+    };
     for (const w of this.#dirty) {
-      for (let j = 0; j < w.names.length; j++) lines.push(rollupLine(w.level.measurement, w.deviceId, w.names[j]!, w.start, w.aggs[j]!.fields()));
+      for (let j = 0; j < w.names.length; j++) lines.push(rollupLine(w.level.measurement, w.deviceId, w.names[j]!, w.start, w.aggs[j]!.fields(omit)));
       token.push([w, w.version]);
     }
-    return { lines, windows: token.length, token };
+    return { lines, windows: token.length, token, omitted };
   }
 
   markWritten(token: readonly (readonly [Window, number])[]): void {

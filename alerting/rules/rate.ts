@@ -1,6 +1,6 @@
 /** Rate of change over a window of device time: (last - first) / elapsed, per second or per minute. */
 
-/** [device time ms, value] pairs, oldest first. */
+/** [reading time in ms (the µs part as a fraction, so two readings in one millisecond have a span), value] pairs, oldest first. */
 export type RateSamples = [number, number][];
 
 /** Bounds memory for a device that sends much faster than its window needs. */

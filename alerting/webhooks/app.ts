@@ -113,7 +113,7 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
         msgId: `alerts:${m.info.streamSequence}`,
       });
     }
-    m.term(reason);
+    m.term(); // not term(reason): nats-server 2.9 ignores a +TERM with a reason and redelivers (issue 11); the reason is in the dead letter
     metrics.messages.inc({ consumer, outcome: 'deadlettered' });
     log.warn({ subject: m.subject, reason, consumer }, 'ALERTS message does not parse');
     return undefined;
