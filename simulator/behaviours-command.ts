@@ -5,7 +5,7 @@ import { PipelineError } from '../core/errors.ts';
 import { formatZodError } from '../core/validation.ts';
 import { BEHAVIOURS, formatBehaviourReport, runBehaviours } from './behaviours.ts';
 import type { CliIo } from './cli.ts';
-import { startLocalStack } from './local-stack.ts';
+import { RunningStackFlags, startLocalStack } from './local-stack.ts';
 
 export const BehavioursFlags = z
   .object({
@@ -19,11 +19,7 @@ export const BehavioursFlags = z
     seconds: z.number().positive(),
     seed: z.number().int(),
     json: z.string().optional(),
-    mqttUrl: z.string().optional(),
-    influxUrl: z.string().optional(),
-    influxDb: z.string(),
-    natsUrl: z.string().optional(),
-    password: z.string().optional(),
+    ...RunningStackFlags,
   })
   .refine((f) => f.mqttUrl === undefined || (f.influxUrl !== undefined && f.natsUrl !== undefined), {
     message: '--influx-url and --nats-url are required with --mqtt-url',

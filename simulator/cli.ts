@@ -15,6 +15,7 @@ import { createSimulator } from './app.ts';
 import { BEHAVIOURS } from './behaviours.ts';
 import { runBehavioursCommand } from './behaviours-command.ts';
 import { runLoadtestCommand } from './loadtest-command.ts';
+import { addRunningStackOptions } from './local-stack.ts';
 import { parseScenario, type Scenario, type ScenarioInput } from './scenario.ts';
 import type { SimulationProgress } from './simulate.ts';
 
@@ -191,24 +192,21 @@ points (distinct readings), dead letters by reason, clean disconnects, dropped c
       log.info({ totals: ledger.totals, ledger: flags.ledger }, 'simulation finished');
     });
 
-  program
-    .command('behaviours')
-    .description(
-      'device-behaviour ledger: rebooting devices, seq wrapping at 256 and 65536, resends after lost PUBACKs, repeated values, readings ' +
-        'with and without device time, skewed clocks, bad payloads of equal length; checks every PUBACK (stored once or dead-lettered once) ' +
-        'and rollups against InfluxQL over raw. Starts its own stack when no --mqtt-url is given; exits 1 on any mismatch.',
-    )
-    .option('--only <list>', `comma-separated behaviours (${BEHAVIOURS.join(', ')})`)
-    .option('--devices <n>', 'devices per behaviour', num('--devices'), 2)
-    .option('--rate <msgs/s>', 'readings per second per device', num('--rate'), 4)
-    .option('--seconds <s>', 'how long each device sends (a rebooting device: per run)', num('--seconds'), 60)
-    .option('--seed <n>', 'PRNG seed', num('--seed'), 11)
-    .option('--json <file>', 'write the report as JSON here')
-    .option('--mqtt-url <url>', 'gateway of a running stack (else one is started)')
-    .option('--influx-url <url>', 'InfluxDB (InfluxQL /query) of the running stack')
-    .option('--influx-db <name>', 'database/bucket of the running stack', 'telemetry')
-    .option('--nats-url <url>', 'NATS of the running stack')
-    .option('--password <secret>', 'password of every device')
+  addRunningStackOptions(
+    program
+      .command('behaviours')
+      .description(
+        'device-behaviour ledger: rebooting devices, seq wrapping at 256 and 65536, resends after lost PUBACKs, repeated values, readings ' +
+          'with and without device time, skewed clocks, bad payloads of equal length; checks every PUBACK (stored once or dead-lettered once) ' +
+          'and rollups against InfluxQL over raw. Starts its own stack when no --mqtt-url is given; exits 1 on any mismatch.',
+      )
+      .option('--only <list>', `comma-separated behaviours (${BEHAVIOURS.join(', ')})`)
+      .option('--devices <n>', 'devices per behaviour', num('--devices'), 2)
+      .option('--rate <msgs/s>', 'readings per second per device', num('--rate'), 4)
+      .option('--seconds <s>', 'how long each device sends (a rebooting device: per run)', num('--seconds'), 60)
+      .option('--seed <n>', 'PRNG seed', num('--seed'), 11)
+      .option('--json <file>', 'write the report as JSON here'),
+  )
     .addHelpText(
       'after',
       '\nExample (seq wrapping at 256 at 4 msg/s for 3 minutes):\n  npm run simulator -- behaviours --only wrap256 --rate 4 --seconds 180\n',
@@ -217,26 +215,24 @@ points (distinct readings), dead letters by reason, clean disconnects, dropped c
       await runBehavioursCommand(flags, io);
     });
 
-  program
-    .command('loadtest')
-    .description(
-      'open-loop load test: messages scheduled by time at a fixed offered rate (latency counted from the scheduled time), ' +
-        'PUBACK and end-to-end latency (HdrHistogram), throughput, JetStream backlog, and loss/duplicates checked for every (device, seq) in InfluxDB. ' +
-        'Starts its own stack when no --mqtt-url is given.',
-    )
-    .option('--rate <msgs/s>', 'offered rate (total, all devices)', num('--rate'), 1000)
-    .option('--duration <s>', 'seconds per step', num('--duration'), 10)
-    .option('--warmup <s>', 'seconds of unmeasured load at the first rate before the first step (0: none; still checked for loss)', num('--warmup'), 3)
-    .option('--devices <n>', 'MQTT connections (raised to rate/500 so a device never sends two readings in one ms)', num('--devices'), 20)
-    .addOption(new Option('--qos <0|1>', 'MQTT QoS').choices(['0', '1']).default('1'))
-    .option('--steps', 'repeat with rising rates (x1.5) until the pipeline falls behind')
-    .option('--max-steps <n>', 'at most this many steps', num('--max-steps'), 8)
-    .option('--json <file>', 'write the result as JSON here')
-    .option('--mqtt-url <url>', 'gateway of a running stack (else one is started)')
-    .option('--influx-url <url>', 'InfluxDB (InfluxQL /query) of the running stack')
-    .option('--influx-db <name>', 'database/bucket of the running stack', 'telemetry')
-    .option('--nats-url <url>', 'NATS of the running stack (for the JetStream backlog)')
-    .option('--password <secret>', 'password of every load-test device')
+  addRunningStackOptions(
+    program
+      .command('loadtest')
+      .description(
+        'open-loop load test: messages scheduled by time at a fixed offered rate (latency counted from the scheduled time), ' +
+          'PUBACK and end-to-end latency (HdrHistogram), throughput, JetStream backlog, and loss/duplicates checked for every (device, seq) in InfluxDB. ' +
+          'Starts its own stack when no --mqtt-url is given.',
+      )
+      .option('--rate <msgs/s>', 'offered rate (total, all devices)', num('--rate'), 1000)
+      .option('--duration <s>', 'seconds per step', num('--duration'), 10)
+      .option('--warmup <s>', 'seconds of unmeasured load at the first rate before the first step (0: none; still checked for loss)', num('--warmup'), 3)
+      .option('--devices <n>', 'MQTT connections (raised to rate/500 so a device never sends two readings in one ms)', num('--devices'), 20)
+      .addOption(new Option('--qos <0|1>', 'MQTT QoS').choices(['0', '1']).default('1'))
+      .option('--steps', 'repeat with rising rates (x1.5) until the pipeline falls behind')
+      .option('--max-steps <n>', 'at most this many steps', num('--max-steps'), 8)
+      .option('--json <file>', 'write the result as JSON here'),
+    ' (for the JetStream backlog)',
+  )
     .option('--profile <dir>', 'when starting its own stack: run gateway and processors with --cpu-prof into this folder')
     .addOption(
       new Option('--runtime <how>', 'when starting its own stack: compiled (tsc into dist/, as production) or source (tsx)')

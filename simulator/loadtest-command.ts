@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { PipelineError } from '../core/errors.ts';
 import { isPartitionConsumer, STREAMS } from '../core/subjects.ts';
 import type { CliIo } from './cli.ts';
-import { startLocalStack, stackVersions, type LocalStack } from './local-stack.ts';
+import { RunningStackFlags, startLocalStack, stackVersions, type LocalStack } from './local-stack.ts';
 import { formatStepTable, runLoadtest, type LoadtestResult } from './loadtest.ts';
 import { influxSink } from './sinks.ts';
 
@@ -19,11 +19,7 @@ export const LoadtestFlags = z
     steps: z.boolean().default(false),
     maxSteps: z.number().int().min(1),
     json: z.string().optional(),
-    mqttUrl: z.string().optional(),
-    influxUrl: z.string().optional(),
-    influxDb: z.string(),
-    natsUrl: z.string().optional(),
-    password: z.string().optional(),
+    ...RunningStackFlags,
     profile: z.string().optional(),
     runtime: z.enum(['compiled', 'source']).default('compiled'),
     serviceEnv: z.array(z.string().regex(/^[A-Z_][A-Z0-9_]*=.*$/, 'must be KEY=VALUE')).default([]),

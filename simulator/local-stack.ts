@@ -9,12 +9,33 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Command } from 'commander';
+import { z } from 'zod';
 import { freePort } from '../devstack/free-port.ts';
 import { terminate } from '../devstack/process.ts';
 import { startInfluxServer } from '../devstack/influxd.ts';
 import { startNatsServer } from '../devstack/nats-server.ts';
 
 const root = join(import.meta.dirname, '..');
+
+/** The flags of a command that either starts its own stack or targets a running one (loadtest, behaviours). */
+export const RunningStackFlags = {
+  mqttUrl: z.string().optional(),
+  influxUrl: z.string().optional(),
+  influxDb: z.string(),
+  natsUrl: z.string().optional(),
+  password: z.string().optional(),
+};
+
+/** Adds the options behind RunningStackFlags; `natsUse` says what the command reads from NATS. */
+export function addRunningStackOptions(cmd: Command, natsUse = ''): Command {
+  return cmd
+    .option('--mqtt-url <url>', 'gateway of a running stack (else one is started)')
+    .option('--influx-url <url>', 'InfluxDB (InfluxQL /query) of the running stack')
+    .option('--influx-db <name>', 'database/bucket of the running stack', 'telemetry')
+    .option('--nats-url <url>', `NATS of the running stack${natsUse}`)
+    .option('--password <secret>', 'password of every device');
+}
 
 export interface LocalStack {
   mqttUrl: string;
