@@ -23,7 +23,7 @@ function serviceBoundary(s) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.data/**', 'eslint.config.js'] },
+  { ignores: ['node_modules/**', 'dist/**', '.data/**', '.stryker-tmp/**', 'reports/**', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

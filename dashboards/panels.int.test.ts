@@ -64,6 +64,8 @@ let devices: string[];
 let now: number;
 let promFrom: number;
 let exposedMetricNames: Set<string>;
+/** Every reading stored raw (the seeded fleet, the late one and the one written during the outage), and which of them the rollups hold. */
+let seeded: (Reading & { inRollups: boolean })[];
 
 function readingsFor(devicesList: string[], end: number): Reading[] {
   const start = Math.floor((end - HISTORY_MS) / MIN) * MIN;
@@ -227,6 +229,12 @@ beforeAll(async () => {
     );
     await influx.start();
     await waitFor(countRawPoints, (n) => n === readings.length + 2, { what: 'the reading written during the outage' });
+    seeded = [
+      ...readings.map((r) => ({ ...r, inRollups: true })),
+      // Too late for the 1 m and 1 h windows (lateness 60 s), so only raw.
+      { device: devices[0]!, ts: late.ts, metrics: late.metrics, inRollups: false },
+      { device: devices[1]!, ts: now - 500, metrics: { temperature: 30 }, inRollups: true },
+    ];
   } finally {
     await Promise.allSettled(clients.map((c) => c.endAsync()));
   }
@@ -372,26 +380,213 @@ for (const d of dashboards) {
   });
 }
 
-describe('what the fleet dashboards say about the simulated run', () => {
-  const fleet = () => dashboards.find((d) => d.uid === 'iot-fleet')!;
-  const alertsDash = () => dashboards.find((d) => d.uid === 'iot-alerts')!;
-  const query = (d: DashboardJson, panel: string, refId = 'A') => panelQueries(d).find((q) => q.panel.startsWith(panel) && q.refId === refId)!;
+/** What the seeded input must give, computed from it here, not from what the pipeline stored. */
+const RULES = [
+  { id: 'hot', metric: 'temperature', above: 24.5, clear: 24, severity: 'critical' },
+  { id: 'humid', metric: 'humidity', above: 55, clear: 50, severity: 'warning' },
+] as const;
 
-  it('counts four devices seen, three reporting and the silent one (Reduce + Math, as Grafana evaluates them)', async () => {
+interface ExpectedTransition {
+  rule: string;
+  device: string;
+  severity: string;
+  state: 'firing' | 'resolved';
+  value: number;
+  threshold: number;
+  time: number;
+}
+
+/** The threshold rules over each device's readings in device-time order; a reading older than one evaluated is skipped. */
+function expectedTransitions(): ExpectedTransition[] {
+  const out: ExpectedTransition[] = [];
+  for (const device of devices) {
+    const own = seeded.filter((r) => r.device === device);
+    let latest = -Infinity;
+    const active = new Map<string, boolean>();
+    for (const r of own) {
+      if (r.ts <= latest) continue;
+      latest = r.ts;
+      for (const rule of RULES) {
+        const v = r.metrics[rule.metric];
+        if (v === undefined) continue;
+        const was = active.get(rule.id) ?? false;
+        const now = was ? v > rule.clear : v > rule.above;
+        active.set(rule.id, now);
+        if (now !== was)
+          out.push({ rule: rule.id, device, severity: rule.severity, state: now ? 'firing' : 'resolved', value: v, threshold: rule.above, time: r.ts });
+      }
+    }
+  }
+  return out;
+}
+
+function expectedFiringNow(): ExpectedTransition[] {
+  const last = new Map<string, ExpectedTransition>();
+  for (const t of expectedTransitions()) last.set(`${t.rule}|${t.device}`, t);
+  return [...last.values()].filter((t) => t.state === 'firing');
+}
+
+const countBy = <T>(xs: T[], key: (x: T) => string): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const x of xs) out[key(x)] = (out[key(x)] ?? 0) + 1;
+  return out;
+};
+
+/** min, max, mean and count of one device's metric per window of `sizeMs`, keyed by window start. */
+function expectedWindows(device: string, metric: string, sizeMs: number): Map<number, { min: number; max: number; mean: number; count: number }> {
+  const values = new Map<number, number[]>();
+  for (const r of seeded) {
+    const v = r.metrics[metric];
+    if (r.device !== device || !r.inRollups || v === undefined) continue;
+    const start = Math.floor(r.ts / sizeMs) * sizeMs;
+    values.set(start, [...(values.get(start) ?? []), v]);
+  }
+  return new Map(
+    [...values].map(([start, vs]) => [
+      start,
+      { min: Math.min(...vs), max: Math.max(...vs), mean: vs.reduce((a, b) => a + b, 0) / vs.length, count: vs.length },
+    ]),
+  );
+}
+
+describe('what the dashboards say about the seeded run (values known from the input)', () => {
+  const byUid = (uid: string) => dashboards.find((d) => d.uid === uid)!;
+  const fleet = () => byUid('iot-fleet');
+  const alertsDash = () => byUid('iot-alerts');
+  const deviceDash = () => byUid('iot-device');
+  const query = (d: DashboardJson, panel: string, refId = 'A') => panelQueries(d).find((q) => q.panel.startsWith(panel) && q.refId === refId)!;
+  const rowsOf = (series: Series[]) =>
+    series.flatMap((s) => (s.values ?? []).map((v) => ({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })));
+
+  it('stat: counts four devices seen, three reporting and the silent one (Reduce + Math, as Grafana evaluates them)', async () => {
     const seen = scalar((await runInflux(fleet(), query(fleet(), 'Devices silent', 'A')))[0]!);
     const reporting = scalar((await runInflux(fleet(), query(fleet(), 'Devices silent', 'B')))[0]!);
     expect({ seen, reporting, silent: seen - reporting }).toEqual({ seen: 4, reporting: 3, silent: 1 });
+    expect(scalar((await runInflux(fleet(), query(fleet(), 'Devices reporting')))[0]!)).toBe(3);
   });
 
-  it('lists the latest values of every device', async () => {
+  it('table: lists the latest temperature and humidity of every device', async () => {
     const [series] = await runInflux(fleet(), query(fleet(), 'Latest value per device'));
-    expect(series!.map((s) => s.tags?.device).sort()).toEqual(devices);
+    const got = Object.fromEntries(rowsOf(series!).map((r) => [r.device as string, { temperature: r.last_temperature, humidity: r.last_humidity }]));
+    const want = Object.fromEntries(
+      devices.map((device) => {
+        const own = seeded.filter((r) => r.device === device).sort((a, b) => a.ts - b.ts);
+        const lastOf = (m: string) => own.filter((r) => r.metrics[m] !== undefined).at(-1)!.metrics[m];
+        return [device, { temperature: lastOf('temperature'), humidity: lastOf('humidity') }];
+      }),
+    );
+    expect(got).toEqual(want);
+    expect(want[devices[1]!]!.temperature).toBe(30); // the reading written during the outage is the latest
   });
 
-  it('shows as firing now exactly the alerts whose latest transition in the history is firing', async () => {
-    const [latest] = await influxql({ url: influx.url, db }, `SELECT last("message"), "state" FROM "alerts" GROUP BY "rule", "device"`);
-    const firing = (latest ?? []).filter((s) => s.values?.[0]?.[2] === 'firing').length;
-    expect(firing).toBeGreaterThan(0);
-    expect(scalar((await runInflux(alertsDash(), query(alertsDash(), 'Firing now')))[0]!)).toBe(firing);
+  it('table: shows when each device was last seen (its latest minute window)', async () => {
+    const [series] = await runInflux(fleet(), query(fleet(), 'Last seen per device'));
+    const got = Object.fromEntries(rowsOf(series!).map((r) => [r.device as string, r.time]));
+    const want = Object.fromEntries(
+      devices.map((device) => [device, Math.floor(Math.max(...seeded.filter((r) => r.device === device && r.inRollups).map((r) => r.ts)) / MIN) * MIN]),
+    );
+    expect(got).toEqual(want);
+  });
+
+  it('timeseries: metric values stored per minute add up to every on-time value, minute by minute', async () => {
+    const [series] = await runInflux(fleet(), query(fleet(), 'Metric values stored per minute'));
+    const want = new Map<number, number>();
+    for (const r of seeded.filter((x) => x.inRollups)) {
+      const start = Math.floor(r.ts / MIN) * MIN;
+      want.set(start, (want.get(start) ?? 0) + Object.keys(r.metrics).length);
+    }
+    const got = new Map(
+      rowsOf(series!)
+        .filter((r) => Number(r.sum) > 0)
+        .map((r) => [r.time as number, Number(r.sum)]),
+    );
+    expect(got).toEqual(want);
+  });
+
+  it('timeseries: the device view shows each minute and hour of the first device with its exact min, max, mean and count', async () => {
+    const d = deviceDash();
+    const ctx = await variableContext(d, influxContext());
+    const device = ctx.variables!.device as string;
+    expect(device).toBe([...devices].sort()[0]);
+    // $metric is All: the panels repeat once per metric, in the variable's order.
+    const metrics = ctx.variables!.metric as string[];
+    expect(metrics).toEqual(['humidity', 'temperature']);
+    for (const [panel, sizeMs] of [
+      ['$metric per minute', MIN],
+      ['$metric per hour', 60 * MIN],
+    ] as const) {
+      const results = await runInflux(d, query(d, panel));
+      expect(results).toHaveLength(metrics.length);
+      results.forEach((series, i) => {
+        const what = `${panel} (${metrics[i]})`;
+        const got = new Map(rowsOf(series).map((r) => [r.time as number, { min: r.min, max: r.max, mean: r.mean }]));
+        // A window's point is at its start: one that starts before the time range is not shown.
+        const want = new Map([...expectedWindows(device, metrics[i]!, sizeMs)].filter(([start]) => start >= influxContext().from));
+        expect(want.size, what).toBeGreaterThan(0);
+        expect([...got.keys()].sort(), what).toEqual([...want.keys()].sort());
+        for (const [start, w] of want) {
+          const g = got.get(start)!;
+          expect({ min: g.min, max: g.max }, `${what} at ${start}`).toEqual({ min: w.min, max: w.max });
+          expect(g.mean as number, `${what} at ${start}`).toBeCloseTo(w.mean, 9);
+        }
+      });
+    }
+    const [counts] = await runInflux(d, query(d, 'Readings per minute, by metric'));
+    for (const m of ['temperature', 'humidity']) {
+      const got = new Map(
+        rowsOf(counts!)
+          .filter((r) => r.metric === m)
+          .map((r) => [r.time as number, r.count]),
+      );
+      expect(got, m).toEqual(new Map([...expectedWindows(device, m, MIN)].map(([start, w]) => [start, w.count])));
+    }
+  });
+
+  it('table: the latest raw points of the first device are its last 50 readings, newest first', async () => {
+    const d = deviceDash();
+    const ctx = await variableContext(d, influxContext());
+    const [series] = await runInflux(d, query(d, 'Latest raw points'));
+    const got = rowsOf(series!).map((r) => ({ time: r.time, temperature: r.temperature, humidity: r.humidity }));
+    const want = seeded
+      .filter((r) => r.device === ctx.variables!.device)
+      .sort((a, b) => b.ts - a.ts)
+      .slice(0, 50)
+      .map((r) => ({ time: r.ts, temperature: r.metrics.temperature ?? null, humidity: r.metrics.humidity ?? null }));
+    expect(got).toEqual(want);
+  });
+
+  it('stat, bar gauge and table: firing now are exactly the alerts the readings leave firing', async () => {
+    const firing = expectedFiringNow();
+    expect(firing.length).toBeGreaterThan(0);
+    expect(firing.some((t) => t.rule === 'hot' && t.device === devices[1])).toBe(true); // the hot end of the second device
+    expect(scalar((await runInflux(alertsDash(), query(alertsDash(), 'Firing now')))[0]!)).toBe(firing.length);
+    const [bySeverity] = await runInflux(alertsDash(), query(alertsDash(), 'Firing now by severity'));
+    expect(Object.fromEntries(rowsOf(bySeverity!).map((r) => [r.severity as string, r.count]))).toEqual(countBy(firing, (t) => t.severity));
+    const [details] = await runInflux(alertsDash(), query(alertsDash(), 'Firing now: details'));
+    const sortKey = (x: { rule: unknown; device: unknown }) => `${String(x.rule)}|${String(x.device)}`;
+    const cmp = (a: { rule: unknown; device: unknown }, b: { rule: unknown; device: unknown }) => (sortKey(a) < sortKey(b) ? -1 : 1);
+    expect(
+      rowsOf(details!)
+        .map((r) => ({ rule: r.rule, device: r.device, severity: r.severity, value: r.value, threshold: r.threshold }))
+        .sort(cmp),
+    ).toEqual(firing.map((t) => ({ rule: t.rule, device: t.device, severity: t.severity, value: t.value, threshold: t.threshold })).sort(cmp));
+  });
+
+  it('timeseries, pie chart and table: every transition of the history, counted by rule and state', async () => {
+    const all = expectedTransitions();
+    const [fired] = await runInflux(alertsDash(), query(alertsDash(), 'Alerts fired, by rule'));
+    const firedByRule: Record<string, number> = {};
+    for (const r of rowsOf(fired!)) firedByRule[r.rule as string] = (firedByRule[r.rule as string] ?? 0) + Number(r.count);
+    expect(firedByRule).toEqual(
+      countBy(
+        all.filter((t) => t.state === 'firing'),
+        (t) => t.rule,
+      ),
+    );
+    const [byRule] = await runInflux(alertsDash(), query(alertsDash(), 'Transitions in range, by rule'));
+    expect(Object.fromEntries(rowsOf(byRule!).map((r) => [r.rule as string, r.count]))).toEqual(countBy(all, (t) => t.rule));
+    const [history] = await runInflux(alertsDash(), query(alertsDash(), 'Transition history'));
+    const key = (t: Record<string, unknown>) => `${String(t.time)}|${String(t.rule)}|${String(t.device)}|${String(t.state)}`;
+    expect(rowsOf(history!).map(key).sort()).toEqual(all.map((t) => key({ ...t })).sort());
   });
 });

@@ -23,7 +23,7 @@ useInfluxServer((s) => (influx = s));
 
 describe('processors InfluxDB outage', () => {
   it(
-    `loses nothing when InfluxDB is down for ${OUTAGE_MS / 1000} s under load, and catches up afterwards`,
+    `loses nothing when InfluxDB is down for ${OUTAGE_MS / 1000} s under load, and catches up afterwards (${LONG ? 'long outage: CI=true or PROCESSORS_LONG_OUTAGE=1' : 'short outage; CI=true or PROCESSORS_LONG_OUTAGE=1 holds it 190 s'})`,
     async () => {
       const db = uniqueName('t');
       await influx.createDatabase(db);

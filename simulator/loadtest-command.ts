@@ -4,6 +4,7 @@ import { connect } from 'nats';
 import { z } from 'zod';
 import { PipelineError } from '../core/errors.ts';
 import { isPartitionConsumer, STREAMS } from '../core/subjects.ts';
+import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
 import type { CliIo } from './cli.ts';
 import { RunningStackFlags, startLocalStack, stackVersions, type LocalStack } from './local-stack.ts';
 import { formatStepTable, runLoadtest, type LoadtestResult } from './loadtest.ts';
@@ -50,6 +51,44 @@ export async function jetStreamBacklog(natsUrl: string): Promise<{ read: () => P
   };
 }
 
+/**
+ * Reads back TELEMETRY: the seq of every copy of the readings of devices `${prefix}-*` received since `fromMs`
+ * (an ordered consumer from that time to the stream's last message at the call), by device id.
+ */
+export async function telemetryStreamSeqs(
+  natsUrl: string,
+): Promise<{ read: (prefix: string, fromMs: number) => Promise<Map<string, number[]>>; close: () => Promise<void> }> {
+  const nc = await connect({ servers: natsUrl });
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  return {
+    read: async (prefix, fromMs) => {
+      const out = new Map<string, number[]>();
+      const last = (await jsm.streams.info(STREAMS.telemetry)).state.last_seq;
+      const consumer = await js.consumers.get(STREAMS.telemetry, { opt_start_time: new Date(fromMs).toISOString() });
+      for (let done = last === 0; !done;) {
+        let got = 0;
+        for await (const m of await consumer.fetch({ max_messages: 1000, expires: 2000 })) {
+          got++;
+          const decoded = decodeTelemetryBatch(m.data);
+          if ('batch' in decoded)
+            for (const e of decoded.batch.events) {
+              const seq = e.metrics.seq;
+              if (!e.deviceId.startsWith(`${prefix}-`) || seq === undefined) continue;
+              let seqs = out.get(e.deviceId);
+              if (!seqs) out.set(e.deviceId, (seqs = []));
+              seqs.push(seq);
+            }
+          if (m.seq >= last) done = true;
+        }
+        if (got === 0) done = true; // nothing after fromMs
+      }
+      return out;
+    },
+    close: () => nc.close(),
+  };
+}
+
 /** Runs a load test as the flags say; returns the report it printed and wrote. */
 export async function loadtest(flags: LoadtestFlags, print: (line: string) => void, status?: (line: string) => void): Promise<LoadtestReport> {
   let stack: LocalStack | undefined;
@@ -62,6 +101,7 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
   const mqttUrl = stack?.mqttUrl ?? flags.mqttUrl!;
   const natsUrl = stack?.natsUrl ?? flags.natsUrl;
   const backlog = natsUrl ? await jetStreamBacklog(natsUrl) : undefined;
+  const stream = natsUrl ? await telemetryStreamSeqs(natsUrl) : undefined;
   const sink = influxSink({ url: stack?.influxUrl ?? flags.influxUrl!, db: stack?.influxDb ?? flags.influxDb });
   try {
     const result = await runLoadtest({
@@ -78,10 +118,11 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
       graceMs: flags.graceMs,
       ...(flags.password !== undefined ? { password: flags.password } : {}),
       ...(backlog ? { backlog: backlog.read } : {}),
+      ...(stream ? { streamSeqs: stream.read } : {}),
       ...(status ? { onProgress: status } : {}),
       onStep: (s) =>
         print(
-          `step ${s.offered_rate}/s: ${s.kept_up ? 'kept up' : 'FELL BEHIND'}; stored ${s.stored}/${s.acked} acked, lost ${s.lost}, dup ${s.duplicated}, e2e p99 ${s.e2e_latency_ms.p99} ms`,
+          `step ${s.offered_rate}/s: ${s.kept_up ? 'kept up' : 'FELL BEHIND'}; stored ${s.stored}/${s.acked} acked, lost ${s.lost}, dup ${s.duplicated}${s.duplicated_in_stream === null ? '' : ` (copies in stream ${s.duplicated_in_stream})`}, e2e p99 ${s.e2e_latency_ms.p99} ms`,
         ),
     });
     const report: LoadtestReport = {
@@ -118,6 +159,7 @@ export async function loadtest(flags: LoadtestFlags, print: (line: string) => vo
     return report;
   } finally {
     await backlog?.close();
+    await stream?.close();
     await sink.close();
     await stack?.close();
   }

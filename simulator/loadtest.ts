@@ -3,7 +3,7 @@
  * told apart), measured open loop, then checked message by message against the sink.
  */
 import { randomBytes } from 'node:crypto';
-import { connectAll, latencyHistogram, nowMs, percentilesMs, planStep, sendOpenLoop, type Percentiles } from './open-loop.ts';
+import { connectAll, latencyHistogram, nowMs, percentilesMs, planStep, sendOpenLoop, transmissionOf, type Percentiles } from './open-loop.ts';
 import type { Sink } from './sinks.ts';
 
 export interface LoadtestOptions {
@@ -18,6 +18,12 @@ export interface LoadtestOptions {
   /** Rate multiplier between steps. */
   stepFactor?: number;
   password?: string;
+  /**
+   * The seqs of every copy in the pipeline's stream (TELEMETRY) of the readings of devices `${prefix}-*` received
+   * since `fromMs`, by device id, if the stream can be read: a copy that reached the stream twice is counted there
+   * (`duplicated_in_stream`) even when the store overwrote it.
+   */
+  streamSeqs?: (prefix: string, fromMs: number) => Promise<Map<string, number[]>>;
   /** Pending + unacked messages of the pipeline's consumer (JetStream), if known. */
   backlog?: () => Promise<number>;
   /** A step keeps up when everything offered is stored within this after the last send (default 2 s)... */
@@ -46,7 +52,13 @@ export interface StepResult {
   unacked: number;
   stored: number;
   lost: number;
+  /**
+   * Readings stored more than once: as two points, or as a point written from another transmission than the
+   * generator's (the payload's `tx`), which InfluxDB lets overwrite the original.
+   */
   duplicated: number;
+  /** Copies in the stream beyond one per reading (null: the stream was not read). */
+  duplicated_in_stream: number | null;
   /** Stored seqs that were never sent (would reveal a corrupted id). */
   unexpected: number;
   kept_up: boolean;
@@ -135,15 +147,29 @@ async function runStep(o: LoadtestOptions, prefix: string, rate: number, duratio
     for (let d = 0; d < devices; d++) {
       const acked = sent.ackedSeqs[d]!;
       const counts = new Uint16Array(acked.length);
-      for (const seq of await tracker.storedSeqs(d)) {
+      // Points of each seq written from the generator's own transmission of it.
+      const original = new Uint16Array(acked.length);
+      const points = tracker.storedTransmissions ? await tracker.storedTransmissions(d) : (await tracker.storedSeqs(d)).map((seq) => ({ seq, tx: undefined }));
+      for (const { seq, tx } of points) {
         if (!(seq >= 0 && seq < acked.length)) unexpected++;
-        else if (counts[seq]!++ > 0) duplicated++;
+        else {
+          counts[seq]!++;
+          if (tx === undefined || tx === transmissionOf(plan, d, seq)) original[seq]!++;
+        }
       }
       for (let seq = 0; seq < acked.length; seq++) {
-        if (counts[seq]! > 0) stored++;
+        if (counts[seq]! > 0) {
+          stored++;
+          duplicated += counts[seq]! - (original[seq]! > 0 ? 1 : 0);
+        }
         // At QoS 1 only what was acknowledged was promised; at QoS 0 everything sent counts.
         else if (o.qos === 0 || acked[seq] === 1) lost++;
       }
+    }
+    let duplicatedInStream: number | null = null;
+    if (o.streamSeqs) {
+      duplicatedInStream = 0;
+      for (const seqs of (await o.streamSeqs(prefix, plan.t0 - 1000)).values()) duplicatedInStream += seqs.length - new Set(seqs).size;
     }
     const drainMs = drainedAt === undefined ? null : Math.max(0, Math.round(drainedAt - sent.lastSendAt));
     const lag = percentilesMs(sent.lag);
@@ -160,6 +186,7 @@ async function runStep(o: LoadtestOptions, prefix: string, rate: number, duratio
       stored,
       lost,
       duplicated,
+      duplicated_in_stream: duplicatedInStream,
       unexpected,
       kept_up: keptUp,
       throughput_msgs_per_s: Math.round((stored / windowMs) * 1000),

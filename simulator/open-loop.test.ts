@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dueAt, latencyHistogram, loadPayload, messagesOf, percentilesMs, planStep } from './open-loop.ts';
+import { dueAt, latencyHistogram, loadPayload, messagesOf, percentilesMs, planStep, transmissionOf } from './open-loop.ts';
 
 describe('open-loop schedule', () => {
   it('spreads the step over the devices and gives every message a slot', () => {
@@ -28,12 +28,20 @@ describe('open-loop schedule', () => {
     expect(p.max).toBeCloseTo(100, 0);
   });
 
-  it('builds a ~150-byte reading that carries seq as a field too', () => {
-    const payload = loadPayload(123_456, 1_700_000_000_000);
+  it('builds a ~160-byte reading that carries seq and its transmission number as fields', () => {
+    const payload = loadPayload(123_456, 1_700_000_000_000, 2_469_121);
     expect(payload.length).toBeGreaterThan(120);
-    expect(payload.length).toBeLessThan(170);
-    const p = JSON.parse(payload) as { seq: number; metrics: { seq: number } };
+    expect(payload.length).toBeLessThan(180);
+    const p = JSON.parse(payload) as { seq: number; metrics: { seq: number; tx: number } };
     expect(p.seq).toBe(123_456);
     expect(p.metrics.seq).toBe(123_456);
+    expect(p.metrics.tx).toBe(2_469_121);
+  });
+
+  it('numbers transmissions 1.. in send order, one per (device, seq)', () => {
+    const plan = planStep('p', 3, 30, 1000, 0);
+    const all = [];
+    for (let seq = 0; seq < 10; seq++) for (let d = 0; d < 3; d++) all.push(transmissionOf(plan, d, seq));
+    expect(all).toEqual(Array.from({ length: 30 }, (_, j) => j + 1));
   });
 });

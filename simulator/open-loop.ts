@@ -66,10 +66,19 @@ export function messagesOf(plan: StepPlan, d: number): number {
   return Math.floor(plan.total / n) + (d < plan.total % n ? 1 : 0);
 }
 
-/** ~150-byte JSON reading, with `seq` also as a field so InfluxDB can be checked message by message. */
-export function loadPayload(seq: number, ts: number): string {
+/**
+ * ~160-byte JSON reading, with `seq` also as a field so InfluxDB can be checked message by message, and `tx`, the
+ * generator's transmission number (see {@link transmissionOf}): a copy of the reading sent again as a new
+ * transmission carries another `tx`, so the store tells it apart from the original even where it overwrote it.
+ */
+export function loadPayload(seq: number, ts: number, tx: number): string {
   const t = 20 + ((seq * 7) % 100) / 10;
-  return `{"seq":${seq},"ts":${ts},"metrics":{"seq":${seq},"temperature":${t},"humidity":${40 + (seq % 30)},"pressure":1013.2,"battery":3.71,"rssi":-67}}`;
+  return `{"seq":${seq},"ts":${ts},"metrics":{"seq":${seq},"tx":${tx},"temperature":${t},"humidity":${40 + (seq % 30)},"pressure":1013.2,"battery":3.71,"rssi":-67}}`;
+}
+
+/** The transmission number the generator gives `seq` of device `d` (1-based, unique in the step): `j + 1`. */
+export function transmissionOf(plan: StepPlan, d: number, seq: number): number {
+  return seq * plan.deviceIds.length + d + 1;
 }
 
 export interface Connections {
@@ -156,7 +165,7 @@ export async function sendOpenLoop(plan: StepPlan, conns: Connections, qos: 0 | 
       res.lag.recordValue(Math.max(0, Math.round((nowMs() - due) * 1000)));
       outstanding++;
       res.sent++;
-      conns.clients[d]!.publish(topics[d]!, loadPayload(seq, ts), { qos }, (err) => {
+      conns.clients[d]!.publish(topics[d]!, loadPayload(seq, ts, j + 1), { qos }, (err) => {
         outstanding--;
         if (err) res.errors++;
         else {

@@ -15,6 +15,12 @@ export interface StepTracker {
   stop(): Promise<void>;
   /** Every stored seq of device `d` (a seq stored twice appears twice). */
   storedSeqs(d: number): Promise<number[]>;
+  /**
+   * Every stored point of device `d` with the transmission it came from (the payload's `tx`, open-loop.ts), when
+   * the sink can tell: a point written from another transmission than the generator's original is a duplicate
+   * even where it overwrote the original (InfluxDB keeps one point per device and time).
+   */
+  storedTransmissions?(d: number): Promise<{ seq: number; tx: number | undefined }[]>;
 }
 
 export interface Sink {
@@ -82,6 +88,20 @@ export function influxSink(opts: InfluxSinkOptions): Sink {
           }
         }
       };
+      const storedPoints = async (d: number): Promise<{ seq: number; tx: number | undefined }[]> => {
+        const out: { seq: number; tx: number | undefined }[] = [];
+        let after = -1;
+        for (;;) {
+          const [series] = await q(
+            `SELECT "seq", "tx" FROM "${measurement}" WHERE "device" = '${plan.deviceIds[d]!}' AND time > ${after}ms ORDER BY time LIMIT 20000`,
+          );
+          const values = series?.[0]?.values ?? [];
+          // A point without `tx` (a payload from before it existed) cannot tell its transmission.
+          for (const v of values) out.push({ seq: Number(v[1]), tx: v[2] === null || v[2] === undefined ? undefined : Number(v[2]) });
+          if (values.length < 20000) return out;
+          after = Number(values[values.length - 1]![0]);
+        }
+      };
       const loop = (async () => {
         while (running) {
           const started = nowMs();
@@ -101,19 +121,8 @@ export function influxSink(opts: InfluxSinkOptions): Sink {
           running = false;
           await loop;
         },
-        storedSeqs: async (d) => {
-          const out: number[] = [];
-          let after = -1;
-          for (;;) {
-            const [series] = await q(
-              `SELECT "seq" FROM "${measurement}" WHERE "device" = '${plan.deviceIds[d]!}' AND time > ${after}ms ORDER BY time LIMIT 20000`,
-            );
-            const values = series?.[0]?.values ?? [];
-            for (const v of values) out.push(Number(v[1]));
-            if (values.length < 20000) return out;
-            after = Number(values[values.length - 1]![0]);
-          }
-        },
+        storedSeqs: async (d) => (await storedPoints(d)).map((p) => p.seq),
+        storedTransmissions: storedPoints,
       };
     },
   };

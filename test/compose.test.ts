@@ -202,6 +202,25 @@ describe('docker-compose.yml', () => {
   });
 });
 
+/**
+ * Node's release schedule (nodejs/Release schedule.json, as shipped by the `node-releases` package that browserslist
+ * uses): an image is on an LTS line when that major has reached LTS and not its end of life on `now`, and meets
+ * package.json's engines.
+ */
+function nodeLtsProblem(major: number, now: Date): string | undefined {
+  const scheduleFile = join(dirname(createRequire(import.meta.url).resolve('node-releases/package.json')), 'data/release-schedule/release-schedule.json');
+  const schedule = z.record(z.string(), z.object({ lts: z.string().optional(), end: z.string() })).parse(JSON.parse(readFileSync(scheduleFile, 'utf8')));
+  const line = schedule[`v${major}`];
+  const engines = Number((JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node.match(/^>=(\d+)/)?.[1]);
+  if (!(major >= engines)) return `package.json engines need Node >= ${engines}, the image has ${major}`;
+  if (!line) return `Node ${major} is not in the release schedule`;
+  if (line.lts === undefined) return `Node ${major} is never an LTS line`;
+  const today = now.toISOString().slice(0, 10);
+  if (today < line.lts) return `Node ${major} is not LTS before ${line.lts}`;
+  if (today >= line.end) return `Node ${major} is at end of life since ${line.end}`;
+  return undefined;
+}
+
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile');
 
@@ -212,8 +231,13 @@ describe('Dockerfile', () => {
 
   it('is multi-stage, on a Node LTS image, and runs as a non-root user', () => {
     expect(dockerfile.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(3);
-    const image = dockerfile.match(/^ARG NODE_IMAGE=node:(\d+)-/m);
-    expect(Number(image?.[1]) % 2, 'even Node majors are the LTS lines').toBe(0);
+    const major = Number(dockerfile.match(/^ARG NODE_IMAGE=node:(\d+)-/m)?.[1]);
+    expect(nodeLtsProblem(major, new Date())).toBeUndefined();
+    // The check itself: an odd line, an even line before its LTS start, and an LTS line past its end are refused.
+    expect(nodeLtsProblem(25, new Date('2026-01-01'))).toMatch(/never an LTS line/);
+    expect(nodeLtsProblem(26, new Date('2026-06-01'))).toMatch(/not LTS before 2026-10-28/);
+    expect(nodeLtsProblem(20, new Date('2026-12-01'))).toMatch(/end of life since 2026-04-30/);
+    expect(nodeLtsProblem(18, new Date('2024-01-01'))).toMatch(/package.json engines need Node >= 20/);
     const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
     expect(runtime).toMatch(/^USER node$/m);
     expect(runtime).not.toMatch(/^USER (root|0)\b/m);

@@ -18,6 +18,7 @@ import {
   waitConsumerIdle,
   useInfluxServer,
 } from './support/stack.ts';
+import { telemetryLedger, testNats } from './support/streams.ts';
 import { waitFor } from './support/wait.ts';
 
 let influx: InfluxServer;
@@ -125,6 +126,10 @@ describe('faults', () => {
       );
       await waitConsumerIdle(nats, STREAMS.telemetry, CONSUMERS.processors);
       expect(await countPoints(influx, db)).toBe(2);
+      // Once in the stream too, where a second copy would be visible (InfluxDB would overwrite it).
+      await using nc = await testNats(nats);
+      const ledger = await telemetryLedger(nc, (id) => id === 'outage-1');
+      expect({ events: ledger.events.length, readings: ledger.readings, duplicated: ledger.duplicated }).toEqual({ events: 2, readings: 2, duplicated: 0 });
     } finally {
       await device.endAsync();
     }

@@ -16,6 +16,7 @@ import {
   waitConsumerIdle,
   useInfluxServer,
 } from './support/stack.ts';
+import { telemetryLedger, testNats } from './support/streams.ts';
 import { waitFor } from './support/wait.ts';
 
 let influx: InfluxServer;
@@ -55,6 +56,15 @@ describe('pipeline', () => {
       const perDevice = await countPerDevice(influx, db);
       expect(perDevice.size).toBe(10);
       for (const [device, n] of perDevice) expect(n, device).toBe(100);
+      // InfluxDB would hide a second copy at the same time: the stream shows it. Each reading once.
+      await using nc = await testNats(nats);
+      const ledger = await telemetryLedger(nc);
+      expect({ events: ledger.events.length, readings: ledger.readings, duplicated: ledger.duplicated, ids: ledger.distinctIds }).toEqual({
+        events: 1000,
+        readings: 1000,
+        duplicated: 0,
+        ids: 1000,
+      });
     } finally {
       await closeAll(devices);
     }
@@ -86,6 +96,10 @@ describe('pipeline', () => {
       const batches = (await gateway.metrics.batchesPublished.get()).values;
       expect(batches.find((v) => v.labels.duplicate === 'false')?.value).toBe(2);
       expect(await countPoints(influx, db)).toBe(2);
+      // The copy is in the stream (a new transmission), and only there: the ledger sees it, the store does not.
+      await using nc = await testNats(nats);
+      const ledger = await telemetryLedger(nc);
+      expect({ events: ledger.events.length, readings: ledger.readings, duplicated: ledger.duplicated }).toEqual({ events: 3, readings: 2, duplicated: 1 });
     } finally {
       await c.endAsync();
     }

@@ -27,7 +27,8 @@ describe('simulator payloads against the gateway parser', () => {
   it('accepts readings and load-test payloads', () => {
     const now = Date.now();
     expect(parseTelemetry(Buffer.from(readingPayload('json', 'dev-1', 3, now, { t: 1.5 })), 'dev-1', now, gateway).ok).toBe(true);
-    const lt = parseTelemetry(Buffer.from(loadPayload(12, now)), 'dev-1', now, gateway);
+    const lt = parseTelemetry(Buffer.from(loadPayload(12, now, 7)), 'dev-1', now, gateway);
     expect(lt.ok && lt.events[0]!.metrics.seq).toBe(12);
+    expect(lt.ok && lt.events[0]!.metrics.tx).toBe(7);
   });
 });

@@ -24,7 +24,8 @@ const Endpoint = z.strictObject({
   headers: z.record(z.string(), z.string()).optional(),
 });
 
-const EndpointsFile = z.strictObject({ endpoints: z.array(Endpoint) });
+// Endpoints are parsed one by one, so that a schema problem in one does not hide the others' problems.
+const EndpointsFile = z.strictObject({ endpoints: z.array(z.unknown()) });
 
 export type Endpoint = Omit<z.infer<typeof Endpoint>, 'secret' | 'secretEnv'> & { secret: string };
 
@@ -42,16 +43,20 @@ export function parseEndpoints(text: string, env: Record<string, string | undefi
   const r = EndpointsFile.safeParse(doc);
   const problems = r.success ? [] : r.error.issues.map((i) => `  ${i.path.map(String).join('.') || '(file)'}: ${i.message}`);
   const out: Endpoint[] = [];
-  if (r.success) {
-    const names = new Set<string>();
-    r.data.endpoints.forEach((e, i) => {
-      if (names.has(e.name)) problems.push(`  endpoints.${i}.name: duplicate '${e.name}'`);
-      names.add(e.name);
-      const secret = e.secret ?? (e.secretEnv ? env[e.secretEnv] : undefined);
-      if (!secret) problems.push(`  endpoints.${i}: needs secret, or secretEnv naming a set env var${e.secretEnv ? ` (${e.secretEnv} is not set)` : ''}`);
-      const { secret: _s, secretEnv: _e, ...rest } = e;
-      out.push({ ...rest, secret: secret ?? '' });
-    });
+  const names = new Set<string>();
+  for (const [i, raw] of (r.success ? r.data.endpoints : []).entries()) {
+    const p = Endpoint.safeParse(raw);
+    if (!p.success) {
+      for (const issue of p.error.issues) problems.push(`  ${['endpoints', i, ...issue.path].map(String).join('.')}: ${issue.message}`);
+      continue;
+    }
+    const e = p.data;
+    if (names.has(e.name)) problems.push(`  endpoints.${i}.name: duplicate '${e.name}'`);
+    names.add(e.name);
+    const secret = e.secret ?? (e.secretEnv ? env[e.secretEnv] : undefined);
+    if (!secret) problems.push(`  endpoints.${i}: needs secret, or secretEnv naming a set env var${e.secretEnv ? ` (${e.secretEnv} is not set)` : ''}`);
+    const { secret: _s, secretEnv: _e, ...rest } = e;
+    out.push({ ...rest, secret: secret ?? '' });
   }
   if (problems.length) throw new PipelineError('IOT_BAD_ENDPOINTS', `${source}: ${problems.length} problem(s):\n${problems.join('\n')}`);
   return out;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AlertTransition } from '../../core/schemas.ts';
+import { AlertTransition } from '../../core/schemas.ts';
 import { backoffMs, isRetryableStatus, retryAfterMs } from './backoff.ts';
 import { alertmanagerBody, jsonBody } from './body.ts';
 import { parseEndpoints } from './endpoints.ts';
@@ -77,8 +77,16 @@ describe('webhook bodies', () => {
     time: Date.UTC(2026, 0, 1, 0, 5),
   };
 
-  it('sends the AlertTransition as the JSON body', () => {
-    expect(JSON.parse(jsonBody(t))).toEqual(t);
+  it('sends the AlertTransition as the JSON body, every field as core/schemas.ts defines it', () => {
+    const body = jsonBody(t);
+    // The bytes a receiver gets (and signs over): written out by hand, not derived from `t`.
+    expect(body).toBe(
+      '{"v":1,"id":"hot/d1#2:resolved:0","fingerprint":"hot/d1","ruleId":"hot","deviceId":"d1","kind":"threshold","metric":"t",' +
+        '"status":"resolved","severity":"critical","labels":{"alertname":"hot","device":"d1","severity":"critical","metric":"t"},' +
+        '"annotations":{"summary":"hot resolved on d1 (value 20)"},"value":20,"threshold":30,"message":"hot resolved on d1 (value 20)",' +
+        '"episode":2,"repeat":0,"notify":true,"startsAt":1767225600000,"endsAt":1767225900000,"time":1767225900000}',
+    );
+    expect(AlertTransition.strict().parse(JSON.parse(body))).toEqual(t);
   });
 
   it('speaks the Alertmanager webhook format (version 4)', () => {
@@ -101,11 +109,29 @@ describe('endpoints file', () => {
     expect(ep).toMatchObject({ name: 'ops', secret, format: 'alertmanager', concurrency: 4, timeout: 10_000, maxAge: 3_600_000 });
   });
 
-  it('lists every problem', () => {
-    expect(() =>
-      parseEndpoints('endpoints:\n  - { name: ops, url: "not a url", secret: short }\n  - { name: b, url: "http://x", secretEnv: NOPE }', {}),
-    ).toThrow(/endpoints.0.url[\s\S]*endpoints.0.secret[\s\S]*/);
-    expect(() => parseEndpoints('endpoints:\n  - { name: b, url: "http://x", secretEnv: NOPE }', {})).toThrow(/NOPE is not set/);
+  it('lists every problem of every endpoint, schema and secrets alike', () => {
+    const file = [
+      'endpoints:',
+      '  - { name: ops, url: "not a url", secret: short }',
+      '  - { name: b, url: "http://x", secretEnv: NOPE }',
+      '  - { name: b, url: "http://y", secret: "0123456789abcdef", colour: red }',
+      '  - { name: b, url: "http://z", secret: "0123456789abcdef" }',
+    ].join('\n');
+    let message = '';
+    try {
+      parseEndpoints(file, {}, 'hooks.yaml');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message.split('\n')).toEqual([
+      'hooks.yaml: 5 problem(s):',
+      '  endpoints.0.url: Invalid URL',
+      '  endpoints.0.secret: use at least 16 characters',
+      '  endpoints.1: needs secret, or secretEnv naming a set env var (NOPE is not set)',
+      '  endpoints.2: Unrecognized key: "colour"',
+      "  endpoints.3.name: duplicate 'b'",
+    ]);
+    expect(() => parseEndpoints('endpoints: nope', {})).toThrow(/ {2}endpoints: Invalid input: expected array/);
   });
 });
 
