@@ -95,7 +95,10 @@ async function withNats<T>(io: CliIo, fn: (nc: NatsConnection) => Promise<T>): P
 async function allMarks(nc: NatsConnection): Promise<Map<number, ReplayMark | { error: string }>> {
   const kv = await openReplayMarks(nc.jetstream());
   const out = new Map<number, ReplayMark | { error: string }>();
-  for await (const key of await kv.keys()) {
+  // Keys first: a get inside the keys iterator ends it early (one ordered consumer per connection at a time).
+  const keys: string[] = [];
+  for await (const key of await kv.keys()) keys.push(key);
+  for (const key of keys) {
     const mark = await getReplayMark(kv, Number(key));
     if (mark !== undefined) out.set(Number(key), mark);
   }
