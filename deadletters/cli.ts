@@ -155,7 +155,7 @@ function replayLine(r: ReplayEntryResult): string {
   if (r.events !== undefined) parts.push(`${r.events} readings`);
   if (r.into) parts.push(`-> ${r.into}`);
   if (r.duplicate) parts.push('(duplicate publish, dropped by JetStream)');
-  if (r.newCode) parts.push(`${r.newCode}: ${r.newReason ?? ''}`);
+  if (r.newCode) parts.push(`${r.newCode}: ${oneLine(r.newReason ?? '', 400)}`);
   if (r.newSeq !== undefined) parts.push(`(dead-lettered again as #${r.newSeq})`);
   if (r.note) parts.push(`[${r.note}]`);
   return `${head}\t${parts.join(' ')}`;
