@@ -218,3 +218,55 @@ export function summarize(entries: Iterable<StoredDeadLetter>): DeadLetterSummar
   }
   return s;
 }
+
+const AGE_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** A time argument: RFC 3339, epoch ms, or an age before `now` (`30m`, `2h`, `7d`); undefined when it is none. */
+export function parseTimeArg(text: string, now: number): number | undefined {
+  if (/^\d+$/.test(text)) return Number(text);
+  const age = /^(\d+)([smhd])$/.exec(text);
+  if (age) return now - Number(age[1]) * AGE_MS[age[2] as keyof typeof AGE_MS];
+  const ms = Date.parse(text);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** Recent dead letters for people (the alert API): counts by code with the latest reason, and the newest entries. */
+export interface RecentDeadLetters extends DeadLetterSummary {
+  since: string;
+  /** The newest `limit` entries, newest first, without payloads. */
+  recent: { seq: number; time: string; stage: string; code: string; devices: string[]; reason: string; size: number }[];
+  /** True when more than `maxScan` entries matched: counts cover the oldest `maxScan` only. */
+  truncated: boolean;
+}
+
+/** Reads DEADLETTER from `since` on (at most `maxScan` entries, so a storm cannot make one request read millions). */
+export async function recentDeadLetters(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  opts: { since: number; limit: number; maxScan?: number; filter?: Omit<DeadLetterFilter, 'since'> },
+): Promise<RecentDeadLetters> {
+  const maxScan = opts.maxScan ?? 10_000;
+  const entries: StoredDeadLetter[] = [];
+  let truncated = false;
+  for await (const e of readDeadLetters(js, jsm, { ...opts.filter, since: opts.since })) {
+    if ('error' in e) continue;
+    if (entries.length >= maxScan) {
+      truncated = true;
+      break;
+    }
+    entries.push(e);
+  }
+  const recent = entries
+    .slice(-opts.limit)
+    .reverse()
+    .map(({ seq, letter }) => ({
+      seq,
+      time: new Date(letter.time).toISOString(),
+      stage: letter.stage,
+      code: letter.code,
+      devices: devicesOf(letter),
+      reason: letter.reason,
+      size: payloadOf(letter).length,
+    }));
+  return { since: new Date(opts.since).toISOString(), ...summarize(entries), recent, truncated };
+}

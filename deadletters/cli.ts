@@ -20,6 +20,7 @@ import {
   getDeadLetter,
   getReplayMark,
   openReplayMarks,
+  parseTimeArg,
   payloadOf,
   readDeadLetters,
   summarize,
@@ -43,15 +44,10 @@ export interface CliIo {
   now?: () => number;
 }
 
-const AGE_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
 /** RFC 3339, epoch ms, or an age before now (`30m`, `2h`, `7d`). */
 export function parseTime(text: string, now: number): number {
-  if (/^\d+$/.test(text)) return Number(text);
-  const age = /^(\d+)([smhd])$/.exec(text);
-  if (age) return now - Number(age[1]) * AGE_MS[age[2] as keyof typeof AGE_MS];
-  const ms = Date.parse(text);
-  if (!Number.isFinite(ms)) throw new InvalidArgumentError(`${JSON.stringify(text)} is not an RFC 3339 time, epoch ms, or an age like 30m, 2h, 7d`);
+  const ms = parseTimeArg(text, now);
+  if (ms === undefined) throw new InvalidArgumentError(`${JSON.stringify(text)} is not an RFC 3339 time, epoch ms, or an age like 30m, 2h, 7d`);
   return ms;
 }
 
