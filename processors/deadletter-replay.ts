@@ -12,7 +12,7 @@
  * `too_late` entries are not replayed here: their readings are stored raw; only a final window missed them, which
  * `npm run processors -- replay --from --to` recomputes from TELEMETRY.
  */
-import type { DeadLetter } from '../core/schemas.ts';
+import { TelemetryEvent, type DeadLetter } from '../core/schemas.ts';
 import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
 import { applyDerived, type DerivedMetric } from './derived.ts';
 import { telemetryLine } from './line-protocol.ts';
@@ -35,8 +35,17 @@ export type ProcessorReplay =
 
 /** The raw lines the processors would write for this entry now, or why it still does not decode. */
 export function processorLinesOf(letter: DeadLetter, derived: readonly DerivedMetric[]): ProcessorReplay {
-  if (!REPLAYABLE_PROCESSOR_CODES.includes(letter.code))
-    return { ok: false, code: 'not_replayable', reason: `code ${letter.code}: no refused batch to write (too_late readings are stored raw)` };
+  if (letter.code === 'too_late') {
+    // The payload is the one late event (partition-worker.ts): its reading is stored raw; only a final window missed it.
+    const e = TelemetryEvent.safeParse(safeJson(Buffer.from(letter.payload, 'base64').toString('utf8')));
+    const range = e.success ? ` --from ${new Date(e.data.ts).toISOString()} --to ${new Date(e.data.ts + 1).toISOString()}` : ' --from <time> --to <time>';
+    return {
+      ok: false,
+      code: 'not_replayable',
+      reason: `too_late: the reading is stored raw; to fold it into its rollups: npm run processors -- replay${range}`,
+    };
+  }
+  if (!REPLAYABLE_PROCESSOR_CODES.includes(letter.code)) return { ok: false, code: 'not_replayable', reason: `code ${letter.code}: no refused batch to write` };
   const decoded = decodeTelemetryBatch(Buffer.from(letter.payload, 'base64'));
   if (!('batch' in decoded)) return { ok: false, code: decoded.code, reason: decoded.reason };
   const lines: string[] = [];
@@ -49,4 +58,12 @@ export function processorLinesOf(letter: DeadLetter, derived: readonly DerivedMe
     to = Math.max(to, e.ts);
   }
   return { ok: true, lines, events: decoded.batch.events.length, from, to, rollupsMissing: letter.code !== 'influx_rejected' };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
