@@ -79,7 +79,10 @@ function withFilters(cmd: Command): Command {
 }
 
 async function withNats<T>(io: CliIo, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connect({ servers: (io.env.NATS_URL ?? 'nats://127.0.0.1:4222').split(','), name: 'deadletters-cli' });
+  const url = io.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const nc = await connect({ servers: url.split(','), name: 'deadletters-cli' }).catch((err: unknown) => {
+    throw new Error(`cannot reach NATS at ${url} (NATS_URL): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  });
   try {
     return await fn(nc);
   } finally {
