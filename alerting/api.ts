@@ -5,7 +5,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { parseTimeArg, type RecentDeadLetters } from '../core/deadletters.ts';
 import type { Logger } from '../core/logger.ts';
+import { DeadLetterStage } from '../core/schemas.ts';
 import { formatZodError } from '../core/validation.ts';
 import type { Silence, SilenceInput } from './silences.ts';
 import { SilenceInput as SilenceInputSchema } from './silences.ts';
@@ -19,7 +21,16 @@ export interface AlertApiHandlers {
   deleteSilence(id: string): Promise<boolean>;
   reloadRules(): Promise<{ ok: true; rules: number } | { ok: false; error: string }>;
   rules(): unknown[];
+  /** Recent dead letters of every stage by code, with reasons (core/deadletters.ts, README "Dead letters"). */
+  deadLetters(q: { since: number; limit: number; stage?: DeadLetterStage; code?: string }): Promise<RecentDeadLetters>;
 }
+
+const DeadLettersQuery = z.strictObject({
+  since: z.string().default('1h'),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  stage: DeadLetterStage.optional(),
+  code: z.string().min(1).optional(),
+});
 
 const AckBody = z.strictObject({ by: z.string().min(1).default('api'), comment: z.string().optional() });
 const MAX_BODY = 64 * 1024;
@@ -85,6 +96,12 @@ export async function startAlertApi(host: string, port: number, h: AlertApiHandl
     }
     if (what === 'silences' && m === 'DELETE' && a) return (await h.deleteSilence(a)) ? send(200, { deleted: a }) : send(404, { error: `no silence ${a}` });
     if (what === 'rules' && m === 'GET') return send(200, h.rules());
+    if (what === 'deadletters' && m === 'GET' && a === undefined) {
+      const q = parseBody(DeadLettersQuery, Object.fromEntries(url.searchParams));
+      const since = parseTimeArg(q.since, Date.now());
+      if (since === undefined) throw new HttpError(400, 'since: must be an RFC 3339 time, epoch ms, or an age like 30m, 2h, 7d');
+      return send(200, await h.deadLetters({ since, limit: q.limit, ...(q.stage ? { stage: q.stage } : {}), ...(q.code ? { code: q.code } : {}) }));
+    }
     if (what === 'rules' && m === 'POST' && a === 'reload') {
       const r = await h.reloadRules();
       return send(r.ok ? 200 : 422, r);

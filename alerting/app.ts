@@ -26,6 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, DeliverPolicy, type JetStreamManager, type JsMsg } from 'nats';
 import { consumeInBatches, type BatchConsumer } from '../core/consume-batches.ts';
 import { publishDeadLetter } from '../core/deadletter.ts';
+import { recentDeadLetters } from '../core/deadletters.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { connectNats, ensureStreams } from '../core/nats.ts';
@@ -387,6 +388,8 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
           }),
         reloadRules,
         rules: () => [...engine.rules],
+        deadLetters: async ({ since, limit, stage, code }) =>
+          recentDeadLetters(js, await nc.jetstreamManager(), { since, limit, filter: { ...(stage ? { stage } : {}), ...(code ? { code } : {}) } }),
       },
       log,
     );

@@ -1,4 +1,4 @@
-import type { JetStreamClient } from 'nats';
+import type { JetStreamClient, PubAck } from 'nats';
 import type { DeadLetter, DeadLetterStage } from './schemas.ts';
 import { subjects } from './subjects.ts';
 
@@ -11,6 +11,8 @@ export interface DeadLetterInput {
   clientId?: string;
   /** The message's receipt time in epoch µs (gateway stage): what a replay gives a reading without device time. */
   receivedAtUs?: number;
+  /** The DEADLETTER sequence of the entry this one re-dead-letters (a replay that failed again). */
+  replayOf?: number;
   /**
    * `Nats-Msg-Id` (docs/design.md, "Identities"): names this one dead-lettering, reused only by its retries. The
    * gateway uses a transmission id (core/ids.ts); a consumer uses the stream and sequence of the message it
@@ -20,8 +22,8 @@ export interface DeadLetterInput {
   msgId: string;
 }
 
-/** Stores a dead letter in the DEADLETTER stream; resolves once JetStream acknowledged it. */
-export async function publishDeadLetter(js: JetStreamClient, input: DeadLetterInput, timeoutMs = 5000): Promise<void> {
+/** Stores a dead letter in the DEADLETTER stream; resolves with JetStream's ack (its sequence) once stored. */
+export async function publishDeadLetter(js: JetStreamClient, input: DeadLetterInput, timeoutMs = 5000): Promise<PubAck> {
   const entry: DeadLetter = {
     v: 1,
     stage: input.stage,
@@ -33,5 +35,6 @@ export async function publishDeadLetter(js: JetStreamClient, input: DeadLetterIn
   if (input.topic !== undefined) entry.topic = input.topic;
   if (input.clientId !== undefined) entry.clientId = input.clientId;
   if (input.receivedAtUs !== undefined) entry.receivedAtUs = input.receivedAtUs;
-  await js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), { msgID: `${input.stage}:${input.msgId}`, timeout: timeoutMs });
+  if (input.replayOf !== undefined) entry.replayOf = input.replayOf;
+  return js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), { msgID: `${input.stage}:${input.msgId}`, timeout: timeoutMs });
 }

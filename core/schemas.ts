@@ -61,6 +61,11 @@ export const DeadLetter = z.object({
   time: z.number().int(),
   /** Gateway stage: the message's receipt time in epoch µs (readings without device time take it). Added 2026-12. */
   receivedAtUs: z.number().int().optional(),
+  /**
+   * Set by `deadletters replay` (deadletters/replay.ts): the DEADLETTER sequence of the entry whose replay failed
+   * again, for the reason given here. That entry is marked superseded (DEADLETTER_REPLAYS bucket). Added 2026-12.
+   */
+  replayOf: z.number().int().positive().optional(),
 });
 export type DeadLetter = z.infer<typeof DeadLetter>;
 

@@ -36,6 +36,8 @@ export const CONSUMERS = {
   webhooks: 'webhooks',
   /** Projects the ALERTS stream into the InfluxDB `alerts` measurement. */
   alertHistory: 'alert-history',
+  /** Projects the DEADLETTER stream into the InfluxDB `deadletters` measurement (alerting/webhooks/deadletter-history.ts). */
+  deadletterHistory: 'deadletter-history',
 } as const;
 
 /** The processors' durable consumer of one partition (one per partition: see processors/partition-worker.ts). */

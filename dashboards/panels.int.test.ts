@@ -263,6 +263,15 @@ beforeAll(async () => {
       { what: 'alert history written and a webhook delivered', timeoutMs: 60_000 },
     );
   }
+  // The dead-letter history (the webhook dispatcher's projection of DEADLETTER): the bad payload and the poison message.
+  await waitFor(
+    async () => {
+      const [series] = await influxql({ url: influx.url, db }, `SELECT count("seq") FROM "deadletters"`);
+      return Number(series?.[0]?.values?.[0]?.[1] ?? 0);
+    },
+    (n) => n >= 2,
+    { what: 'dead letters written to the deadletters measurement', timeoutMs: 60_000 },
+  );
   const ports = [gateway.httpPort, processor.httpPort, ...children.map((c) => c.httpPort)];
   exposedMetricNames = new Set(['up', ...(await Promise.all(ports.map(metricNames))).flat()]);
   // Let Prometheus scrape the end state (the outage, the recovery) twice.
@@ -315,7 +324,8 @@ function countInflux(series: Series[]): { series: number; points: number } {
   return { series: series.length, points: series.reduce((n, s) => n + (s.values ?? []).filter((row) => row.slice(1).some((x) => x !== null)).length, 0) };
 }
 
-const influxContext = (): QueryContext => ({ from: now - HISTORY_MS - 5 * MIN, to: now, minIntervalMs: 1000 });
+// `to` is the time of viewing, as in Grafana: what the run stored with its wall-clock time (dead letters) is in range.
+const influxContext = (): QueryContext => ({ from: now - HISTORY_MS - 5 * MIN, to: Date.now(), minIntervalMs: 1000 });
 
 async function runInflux(d: DashboardJson, q: PanelQuery): Promise<Series[][]> {
   const ctx = await variableContext(d, influxContext());

@@ -24,6 +24,7 @@ import { globToRegExp } from '../rules/selector.ts';
 import type { DispatcherConfig } from './config.ts';
 import { deliver, type AttemptRecord } from './deliver.ts';
 import { parseEndpoints, type Endpoint } from './endpoints.ts';
+import { startDeadLetterHistory } from './deadletter-history.ts';
 import { HistoryWriter } from './history.ts';
 import { Limiter } from './limiter.ts';
 import { createDispatcherMetrics, type DispatcherMetrics } from './metrics.ts';
@@ -242,6 +243,27 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
         },
       )
     : undefined;
+  // Recent dead letters for the Pipeline health dashboard (issue 16), beside the alert history.
+  const deadLetterHistory = writer
+    ? await startDeadLetterHistory(
+        js,
+        jsm,
+        {
+          influx: {
+            url: config.INFLUX_URL,
+            token: config.INFLUX_TOKEN,
+            org: config.INFLUX_ORG,
+            bucket: config.INFLUX_BUCKET,
+            timeoutMs: config.INFLUX_TIMEOUT_MS,
+          },
+          ackWaitMs: config.ACK_WAIT_MS,
+          retryMinMs: config.RETRY_MIN_MS,
+          retryMaxMs: config.RETRY_MAX_MS,
+        },
+        metrics,
+        log,
+      )
+    : undefined;
 
   let ops: OpsServer;
   try {
@@ -249,6 +271,7 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
   } catch (err) {
     await webhookMessages.close();
     await history?.close();
+    await deadLetterHistory?.close();
     await nc.close();
     throw err;
   }
@@ -261,6 +284,7 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
       closing.abort();
       await webhookMessages.close();
       await history?.close();
+      await deadLetterHistory?.close();
       await Promise.all(loops);
       await Promise.allSettled([...inflight]);
       await writer?.close();

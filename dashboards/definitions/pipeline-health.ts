@@ -47,6 +47,23 @@ export const pipelineHealth: DashboardSpec = {
           ],
         },
         {
+          title: 'Recent dead letters by code',
+          description:
+            'Dead letters of every stage in the time range, by stage and code, with the latest reason and device (InfluxDB `deadletters`, projected from the DEADLETTER stream by the webhook dispatcher). Inspect one with `npm run deadletters -- show <last seq>`, replay with `npm run deadletters -- replay --code <code>` (README "Dead letters").',
+          kind: 'table',
+          w: 24,
+          h: 8,
+          targets: [
+            {
+              kind: 'influxql',
+              refId: 'A',
+              query:
+                'SELECT count("seq") AS "count", last("reason") AS "last reason", last("device") AS "last device", last("seq") AS "last seq" FROM "deadletters" WHERE $timeFilter GROUP BY "stage", "code"',
+              resultFormat: 'table',
+            },
+          ],
+        },
+        {
           title: 'MQTT authentications / s by outcome',
           kind: 'timeseries',
           w: 8,
