@@ -30,10 +30,10 @@ import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { connectNats, ensureStreams } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
-import { type AlertTransition, DeviceStatusEvent } from '../core/schemas.ts';
+import type { AlertTransition } from '../core/schemas.ts';
 import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
 import { CONSUMERS, STREAMS, subjects } from '../core/subjects.ts';
-import { formatZodError } from '../core/validation.ts';
+import { decodeWire, wireHeaders } from '../core/wire.ts';
 import { startAlertApi, type AlertApi } from './api.ts';
 import type { AlertingConfig } from './config.ts';
 import { AlertEngine } from './engine.ts';
@@ -153,7 +153,8 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   const pendingDeletes = new Set<string>();
   let reportedEvaluations = 0;
 
-  const publish = (t: AlertTransition) => js.publish(subjects.alerts(t.ruleId, t.deviceId), JSON.stringify(t), { msgID: t.id, timeout: 5000 });
+  const publish = (t: AlertTransition) =>
+    js.publish(subjects.alerts(t.ruleId, t.deviceId), JSON.stringify(t), { msgID: t.id, timeout: 5000, headers: wireHeaders('AlertTransition') });
 
   /** Outbox first, state second: see the module comment. Retries until it succeeds or the service closes. */
   const flush = async (): Promise<void> => {
@@ -212,26 +213,19 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
     const good: JsMsg[] = [];
     for (const m of batch) {
       if (stream === STREAMS.telemetry) {
-        const decoded = decodeTelemetryBatch(m.data);
+        const decoded = decodeTelemetryBatch(m.data, m.headers);
         if (!('batch' in decoded)) {
           await deadLetter(m, stream, decoded.code, decoded.reason);
           continue;
         }
         for (const e of decoded.batch.events) engine.onTelemetry(e);
       } else {
-        let json: unknown;
-        try {
-          json = JSON.parse(Buffer.from(m.data).toString('utf8'));
-        } catch (err) {
-          await deadLetter(m, stream, 'bad_json', `not valid JSON: ${(err as Error).message}`);
+        const decoded = decodeWire('DeviceStatusEvent', m.data, m.headers);
+        if (!('value' in decoded)) {
+          await deadLetter(m, stream, decoded.code, decoded.reason);
           continue;
         }
-        const parsed = DeviceStatusEvent.safeParse(json);
-        if (!parsed.success) {
-          await deadLetter(m, stream, 'schema', formatZodError(parsed.error));
-          continue;
-        }
-        engine.onStatus(parsed.data);
+        engine.onStatus(decoded.value);
       }
       good.push(m);
     }

@@ -1,6 +1,7 @@
 import type { JetStreamClient } from 'nats';
 import type { DeadLetter, DeadLetterStage } from './schemas.ts';
 import { subjects } from './subjects.ts';
+import { wireHeaders } from './wire.ts';
 
 export interface DeadLetterInput {
   stage: DeadLetterStage;
@@ -33,5 +34,9 @@ export async function publishDeadLetter(js: JetStreamClient, input: DeadLetterIn
   if (input.topic !== undefined) entry.topic = input.topic;
   if (input.clientId !== undefined) entry.clientId = input.clientId;
   if (input.receivedAtUs !== undefined) entry.receivedAtUs = input.receivedAtUs;
-  await js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), { msgID: `${input.stage}:${input.msgId}`, timeout: timeoutMs });
+  await js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), {
+    msgID: `${input.stage}:${input.msgId}`,
+    timeout: timeoutMs,
+    headers: wireHeaders('DeadLetter'),
+  });
 }

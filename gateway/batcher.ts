@@ -16,10 +16,14 @@ import type { TransmissionIds } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { TelemetryBatch, TelemetryEvent } from '../core/schemas.ts';
 import { subjects } from '../core/subjects.ts';
+import { SCHEMA_HEADER, schemaId } from '../core/wire.ts';
 import type { JetStreamPublisher } from './jetstream-publisher.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export type Done = (err?: Error) => void;
+
+/** Every batch names its schema version (core/wire.ts), so consumers can refuse an unknown major unparsed. */
+const BATCH_HEADERS = { [SCHEMA_HEADER]: schemaId('TelemetryBatch') } as const;
 
 export interface BatcherOptions {
   partitions: number;
@@ -132,7 +136,7 @@ export class TelemetryBatcher {
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       try {
-        const ack = await this.#js.publish(subject, data, msgID, this.#opts.publishTimeoutMs);
+        const ack = await this.#js.publish(subject, data, msgID, this.#opts.publishTimeoutMs, BATCH_HEADERS);
         this.#metrics.publishSeconds.observe((performance.now() - started) / 1000);
         this.#metrics.batchesPublished.inc({ duplicate: String(ack.duplicate) });
         this.#metrics.eventsPublished.inc(events.length);

@@ -150,7 +150,7 @@ export class PartitionWorker {
     const consumer = await js.consumers.get(STREAMS.telemetry, { filterSubjects: subjects.telemetry(partition), opt_start_seq: from });
     const messages = await consumer.consume({ max_messages: 1000 });
     for await (const m of messages) {
-      const parsed = parseBatch(m.data);
+      const parsed = parseBatch(m.data, m.headers);
       if ('batch' in parsed) {
         for (const e of parsed.batch.events) {
           applyDerived(derived, e.metrics);
@@ -251,7 +251,7 @@ export class PartitionWorker {
     const good: { m: JsMsg; lines: string[] }[] = [];
     const tooLate: { m: JsMsg; e: TelemetryEvent; measurements: string[] }[] = [];
     for (const m of batch) {
-      const parsed = parseBatch(m.data);
+      const parsed = parseBatch(m.data, m.headers);
       if (!('batch' in parsed)) {
         try {
           await this.#deadLetterMessage(m, parsed.code, parsed.reason);

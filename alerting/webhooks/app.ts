@@ -17,9 +17,9 @@ import type { Logger } from '../../core/logger.ts';
 import { createRegistry } from '../../core/metrics.ts';
 import { connectNats, ensureStreams } from '../../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../../core/ops-server.ts';
-import { AlertTransition } from '../../core/schemas.ts';
+import type { AlertTransition } from '../../core/schemas.ts';
 import { CONSUMERS, STREAMS, subjects } from '../../core/subjects.ts';
-import { formatZodError } from '../../core/validation.ts';
+import { decodeWire } from '../../core/wire.ts';
 import { globToRegExp } from '../rules/selector.ts';
 import type { DispatcherConfig } from './config.ts';
 import { deliver, type AttemptRecord } from './deliver.ts';
@@ -94,19 +94,14 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
   const inflight = new Set<Promise<void>>();
 
   const parse = async (m: JsMsg, consumer: string): Promise<AlertTransition | undefined> => {
-    let reason: string;
-    try {
-      const r = AlertTransition.safeParse(JSON.parse(Buffer.from(m.data).toString('utf8')));
-      if (r.success) return r.data;
-      reason = formatZodError(r.error);
-    } catch (err) {
-      reason = `not valid JSON: ${(err as Error).message}`;
-    }
+    const decoded = decodeWire('AlertTransition', m.data, m.headers);
+    if ('value' in decoded) return decoded.value;
+    const { code, reason } = decoded;
     // Only the webhooks consumer dead-letters, so a bad message is stored once; history just drops it.
     if (consumer === CONSUMERS.webhooks) {
       await publishDeadLetter(js, {
         stage: 'webhooks',
-        code: 'schema',
+        code,
         reason,
         payload: m.data,
         topic: m.subject,
