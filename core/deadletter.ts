@@ -1,6 +1,7 @@
-import type { JetStreamClient } from 'nats';
+import type { JetStreamClient, MsgHdrs } from 'nats';
 import type { DeadLetter, DeadLetterStage } from './schemas.ts';
 import { subjects } from './subjects.ts';
+import { endSpan, injectInto, SpanKind, startSpan, contextOf } from './tracing.ts';
 import { wireHeaders } from './wire.ts';
 
 export interface DeadLetterInput {
@@ -19,6 +20,8 @@ export interface DeadLetterInput {
    * Prefixed with the stage, so two stages dead-lettering one stream message store two entries.
    */
   msgId: string;
+  /** The refused message's headers: its trace continues into the dead letter (always sampled, core/tracing.ts). */
+  headers?: MsgHdrs | undefined;
 }
 
 /** Stores a dead letter in the DEADLETTER stream; resolves once JetStream acknowledged it. */
@@ -34,9 +37,23 @@ export async function publishDeadLetter(js: JetStreamClient, input: DeadLetterIn
   if (input.topic !== undefined) entry.topic = input.topic;
   if (input.clientId !== undefined) entry.clientId = input.clientId;
   if (input.receivedAtUs !== undefined) entry.receivedAtUs = input.receivedAtUs;
-  await js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), {
-    msgID: `${input.stage}:${input.msgId}`,
-    timeout: timeoutMs,
-    headers: wireHeaders('DeadLetter'),
+  const headers = wireHeaders('DeadLetter');
+  const span = startSpan(input.stage, 'deadletter.publish', {
+    kind: SpanKind.PRODUCER,
+    always: true,
+    parent: contextOf(input.headers),
+    attributes: {
+      'iot.deadletter.code': input.code,
+      'iot.deadletter.reason': input.reason.slice(0, 200),
+      'messaging.destination.name': subjects.deadletter(input.stage),
+    },
   });
+  injectInto(span, headers);
+  try {
+    await js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), { msgID: `${input.stage}:${input.msgId}`, timeout: timeoutMs, headers });
+  } catch (err) {
+    endSpan(span, err);
+    throw err;
+  }
+  endSpan(span);
 }

@@ -35,6 +35,8 @@ export interface DeliverOptions {
   signal: AbortSignal;
   log: Logger;
   onAttempt?: (a: AttemptRecord) => void;
+  /** `traceparent` of the delivery (core/tracing.ts), sent with every attempt so the receiver may continue the trace. */
+  traceHeaders?: Readonly<Record<string, string>>;
   now?: () => number;
   random?: () => number;
 }
@@ -60,6 +62,7 @@ export async function deliver(o: DeliverOptions): Promise<DeliveryResult> {
           method: 'POST',
           headers: {
             ...ep.headers,
+            ...o.traceHeaders,
             'content-type': 'application/json',
             'user-agent': 'iot-pipeline-alerting/1',
             [TIMESTAMP_HEADER]: String(ts),
