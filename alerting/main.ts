@@ -8,7 +8,7 @@ import { AlertingConfig } from './config.ts';
 
 const config = loadConfig(AlertingConfig, process.env);
 const log = createLogger('alerting', config.LOG_LEVEL);
-// OpenTelemetry from the standard OTEL_* variables; off unless an OTLP exporter or endpoint is set (core/tracing.ts).
+// OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).
 const tracing = startTracing('alerting', process.env);
 let alerting: Alerting;
 try {

@@ -54,7 +54,7 @@ export type { Context, Span };
 /** The OTEL_* variables this reads (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/). */
 export const TracingEnv = z.object({
   OTEL_SDK_DISABLED: z.enum(['true', 'false']).default('false').describe('true turns tracing off whatever else is set'),
-  OTEL_TRACES_EXPORTER: z.string().default('none').describe('otlp turns tracing on (default none: off); also on when an OTLP endpoint is set'),
+  OTEL_TRACES_EXPORTER: z.string().default('none').describe('otlp turns tracing on (default none: off)'),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional().describe('OTLP/HTTP base URL, e.g. http://otel-collector:4318 (traces go to /v1/traces)'),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional().describe('full OTLP/HTTP traces URL; overrides the base URL'),
   OTEL_TRACES_SAMPLER: z
@@ -117,14 +117,14 @@ export interface TracingHandle {
 }
 
 /**
- * Turns tracing on for this process when `env` asks for it (an OTLP exporter or endpoint, and not disabled);
+ * Turns tracing on for this process when `env` asks for it (OTEL_TRACES_EXPORTER=otlp, and not disabled);
  * otherwise does nothing and returns a handle whose close does nothing. One provider per process (services
  * started in one process, as in tests, share it). Throws on invalid OTEL_* values, naming them.
  */
 export function startTracing(service: string, rawEnv: Record<string, string | undefined>): TracingHandle {
   const env = loadConfig(TracingEnv, rawEnv);
   const url = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (env.OTEL_EXPORTER_OTLP_ENDPOINT && `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/$/, '')}/v1/traces`);
-  const wanted = env.OTEL_SDK_DISABLED !== 'true' && (env.OTEL_TRACES_EXPORTER.split(',').includes('otlp') || url !== undefined);
+  const wanted = env.OTEL_SDK_DISABLED !== 'true' && env.OTEL_TRACES_EXPORTER.split(',').includes('otlp');
   if (!wanted || provider) return { enabled: enabled, close: async () => {} };
   provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? service }),

@@ -7,7 +7,7 @@ import { GatewayConfig } from './config.ts';
 
 const config = loadConfig(GatewayConfig, process.env);
 const log = createLogger('gateway', config.LOG_LEVEL);
-// OpenTelemetry from the standard OTEL_* variables; off unless an OTLP exporter or endpoint is set (core/tracing.ts).
+// OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).
 const tracing = startTracing('gateway', process.env);
 const gateway = await createGateway(config, log);
 onShutdownSignal(

@@ -49,7 +49,7 @@ if (process.argv[2] === 'replay') {
   process.stderr.write(`unknown command ${JSON.stringify(process.argv[2])}; usage: processors [replay --from <time> --to <time> [--raw] [--force]]\n`);
   process.exit(2);
 } else {
-  // OpenTelemetry from the standard OTEL_* variables; off unless an OTLP exporter or endpoint is set (core/tracing.ts).
+  // OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).
   const tracing = startTracing('processors', process.env);
   const processor = await createProcessor(config, log);
   onShutdownSignal(

@@ -65,7 +65,11 @@ const attr = (s: OtlpSpan, key: string): OtlpValue | undefined => s.attributes?.
 describe('tracing across the pipeline', () => {
   it('gives a breaching reading one trace: gateway, processors, alerting and webhooks, each span under the right parent', async () => {
     await using otlp = await startOtlpReceiver();
-    const tracing = startTracing('pipeline-test', { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlp.url, OTEL_TRACES_SAMPLER: 'parentbased_always_on' });
+    const tracing = startTracing('pipeline-test', {
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlp.url,
+      OTEL_TRACES_SAMPLER: 'parentbased_always_on',
+    });
     expect(tracing.enabled).toBe(true);
     try {
       const db = uniqueName('trace');

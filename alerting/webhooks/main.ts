@@ -8,7 +8,7 @@ import { DispatcherConfig } from './config.ts';
 
 const config = loadConfig(DispatcherConfig, process.env);
 const log = createLogger('webhooks', config.LOG_LEVEL);
-// OpenTelemetry from the standard OTEL_* variables; off unless an OTLP exporter or endpoint is set (core/tracing.ts).
+// OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).
 const tracing = startTracing('webhooks', process.env);
 let dispatcher: Dispatcher;
 try {
