@@ -146,7 +146,11 @@ describe('docker-compose.yml', () => {
       const known = Object.keys(schema.shape);
       // Every service also reads the standard OTEL_* variables (core/tracing.ts); they must parse too, and stay off by default.
       const tracing = Object.keys(TracingEnv.shape);
-      const otel = Object.fromEntries(Object.entries(env).filter(([k]) => tracing.includes(k)).map(([k, v]) => [k, interpolate(v, envExample)]));
+      const otel = Object.fromEntries(
+        Object.entries(env)
+          .filter(([k]) => tracing.includes(k))
+          .map(([k, v]) => [k, interpolate(v, envExample)]),
+      );
       expect(loadConfig(TracingEnv, otel).OTEL_TRACES_EXPORTER, `${name} tracing off by default`).toBe('none');
       expect(
         Object.keys(env).filter((k) => !known.includes(k) && !tracing.includes(k)),
