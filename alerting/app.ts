@@ -31,10 +31,11 @@ import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { connectNats, ensureStreams } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
-import { type AlertTransition, DeviceStatusEvent } from '../core/schemas.ts';
+import type { AlertTransition } from '../core/schemas.ts';
 import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
 import { CONSUMERS, STREAMS, subjects } from '../core/subjects.ts';
-import { formatZodError } from '../core/validation.ts';
+import { contextOf, endSpan, injectInto, sampledIn, SpanKind, startSpan, tracingEnabled, withSpan, type Context } from '../core/tracing.ts';
+import { decodeWire, wireHeaders } from '../core/wire.ts';
 import { startAlertApi, type AlertApi } from './api.ts';
 import type { AlertingConfig } from './config.ts';
 import { AlertEngine } from './engine.ts';
@@ -154,7 +155,32 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   const pendingDeletes = new Set<string>();
   let reportedEvaluations = 0;
 
-  const publish = (t: AlertTransition) => js.publish(subjects.alerts(t.ruleId, t.deviceId), JSON.stringify(t), { msgID: t.id, timeout: 5000 });
+  /** The trace of the telemetry message that caused a transition (only while tracing is on). */
+  const causes = new WeakMap<AlertTransition, Context>();
+  const publish = async (t: AlertTransition): Promise<void> => {
+    const headers = wireHeaders('AlertTransition');
+    // Always sampled (core/tracing.ts): a transition of an unsampled reading starts its own trace, linked to it.
+    const span = startSpan('alerting', 'alert.transition', {
+      kind: SpanKind.PRODUCER,
+      always: true,
+      ...(causes.has(t) ? { parent: causes.get(t)! } : {}),
+      attributes: {
+        'iot.rule_id': t.ruleId,
+        'iot.device_id': t.deviceId,
+        'iot.alert.status': t.status,
+        'iot.alert.id': t.id,
+        'messaging.destination.name': subjects.alerts(t.ruleId, t.deviceId),
+      },
+    });
+    injectInto(span, headers);
+    try {
+      await withSpan(span, () => js.publish(subjects.alerts(t.ruleId, t.deviceId), JSON.stringify(t), { msgID: t.id, timeout: 5000, headers }));
+    } catch (err) {
+      endSpan(span, err);
+      throw err;
+    }
+    endSpan(span);
+  };
 
   /** Outbox first, state second: see the module comment. Retries until it succeeds or the service closes. */
   const flush = async (): Promise<void> => {
@@ -203,7 +229,15 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   let commitTimer: NodeJS.Timeout | undefined;
 
   const deadLetter = async (m: JsMsg, stream: string, code: string, reason: string): Promise<void> => {
-    await publishDeadLetter(js, { stage: 'alerting', code, reason, payload: m.data, topic: m.subject, msgId: `${stream}:${m.info.streamSequence}` });
+    await publishDeadLetter(js, {
+      stage: 'alerting',
+      code,
+      reason,
+      payload: m.data,
+      topic: m.subject,
+      msgId: `${stream}:${m.info.streamSequence}`,
+      headers: m.headers,
+    });
     m.term(); // not term(reason): nats-server 2.9 ignores a +TERM with a reason and redelivers (issue 11); the reason is in the dead letter
     metrics.messages.inc({ stream, outcome: 'deadlettered' });
     log.warn({ subject: m.subject, seq: m.info.streamSequence, code, reason }, 'message dead-lettered');
@@ -213,26 +247,21 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
     const good: JsMsg[] = [];
     for (const m of batch) {
       if (stream === STREAMS.telemetry) {
-        const decoded = decodeTelemetryBatch(m.data);
+        const decoded = decodeTelemetryBatch(m.data, m.headers);
         if (!('batch' in decoded)) {
           await deadLetter(m, stream, decoded.code, decoded.reason);
           continue;
         }
+        const before = tracingEnabled() && sampledIn(m.headers) ? engine.pendingTransitions.length : -1;
         for (const e of decoded.batch.events) engine.onTelemetry(e);
+        if (before >= 0) for (const t of engine.pendingTransitions.slice(before)) causes.set(t, contextOf(m.headers));
       } else {
-        let json: unknown;
-        try {
-          json = JSON.parse(Buffer.from(m.data).toString('utf8'));
-        } catch (err) {
-          await deadLetter(m, stream, 'bad_json', `not valid JSON: ${(err as Error).message}`);
+        const decoded = decodeWire('DeviceStatusEvent', m.data, m.headers);
+        if (!('value' in decoded)) {
+          await deadLetter(m, stream, decoded.code, decoded.reason);
           continue;
         }
-        const parsed = DeviceStatusEvent.safeParse(json);
-        if (!parsed.success) {
-          await deadLetter(m, stream, 'schema', formatZodError(parsed.error));
-          continue;
-        }
-        engine.onStatus(parsed.data);
+        engine.onStatus(decoded.value);
       }
       good.push(m);
     }

@@ -127,6 +127,11 @@ export class AlertEngine {
     return this.#states.size;
   }
 
+  /** The transitions waiting for {@link take}, oldest first (tracing links each to the reading that caused it). */
+  get pendingTransitions(): readonly AlertTransition[] {
+    return this.#out;
+  }
+
   /** True when transitions (notifications) wait for {@link take}: they should be published without delay. */
   get hasTransitions(): boolean {
     return this.#out.length > 0;

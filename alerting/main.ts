@@ -2,11 +2,14 @@ import { loadConfig } from '../core/config.ts';
 import { PipelineError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { onShutdownSignal } from '../core/shutdown.ts';
+import { startTracing } from '../core/tracing.ts';
 import { createAlerting, type Alerting } from './app.ts';
 import { AlertingConfig } from './config.ts';
 
 const config = loadConfig(AlertingConfig, process.env);
 const log = createLogger('alerting', config.LOG_LEVEL);
+// OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).
+const tracing = startTracing('alerting', process.env);
 let alerting: Alerting;
 try {
   alerting = await createAlerting(config, log);
@@ -21,6 +24,6 @@ const app = alerting;
 process.on('SIGHUP', () => void app.reloadRules());
 onShutdownSignal(
   log,
-  () => app.close(),
+  () => app.close().finally(() => tracing.close()),
   (code) => process.exit(code),
 );

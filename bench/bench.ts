@@ -34,6 +34,7 @@ const program = new Command('bench')
   .option('--json <file>', 'also write the result JSON here')
   .option('--out <dir>', 'where latest.json and latest.svg go', join(import.meta.dirname, 'results'))
   .option('--profile <dir>', 'run our services with --cpu-prof into this folder')
+  .option('--trace-ratio <r>', 'head-sampling ratio of ours_traced (tracing on, OTLP/HTTP to a counting sink)', Number, 0.01)
   .parse();
 
 const opts = program.opts<{
@@ -47,6 +48,7 @@ const opts = program.opts<{
   json?: string;
   out: string;
   profile?: string;
+  traceRatio: number;
   maxP99Ms: number;
   graceMs: number;
 }>();
@@ -98,7 +100,7 @@ try {
             ? await startNodeRed('batch', influx, log)
             : name === 'nodered_per_message'
               ? await startNodeRed('per_message', influx, log)
-              : await startOurs(influx, opts.profile);
+              : await startOurs(influx, opts.profile, name === 'ours_traced' ? opts.traceRatio : undefined);
     running.set(name, sys);
     results.set(name, {
       sustained_msgs_per_s: 0,
@@ -190,6 +192,7 @@ const report = {
     ours_raw: ratio(sustained('ours'), sustained('raw')),
     ours_naive: ratio(sustained('ours'), sustained('naive')),
     ours_nodered: ratio(sustained('ours'), noderedBest),
+    ours_traced_ours: ratio(sustained('ours_traced'), sustained('ours')),
   },
   versions: stackVersions(),
   settings: {
@@ -197,6 +200,7 @@ const report = {
     duration_s: opts.duration,
     warmup_s: opts.warmup,
     max_p99_ms: opts.maxP99Ms,
+    trace_ratio: opts.traceRatio,
     grace_ms: opts.graceMs,
     devices: opts.devices,
     qos,
@@ -222,7 +226,7 @@ for (const [name, r] of results) {
 }
 log('');
 log(
-  `ratios: ours/raw ${report.ratios.ours_raw ?? '-'}   ours/naive ${report.ratios.ours_naive ?? '-'}   ours/Node-RED (best variant) ${report.ratios.ours_nodered ?? '-'}`,
+  `ratios: ours/raw ${report.ratios.ours_raw ?? '-'}   ours/naive ${report.ratios.ours_naive ?? '-'}   ours/Node-RED (best variant) ${report.ratios.ours_nodered ?? '-'}   ours traced/ours ${report.ratios.ours_traced_ours ?? '-'} (trace ratio ${opts.traceRatio})`,
 );
 
 await mkdir(opts.out, { recursive: true });

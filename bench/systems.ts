@@ -10,6 +10,8 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from '../devstack/free-port.ts';
 import { terminate } from '../devstack/process.ts';
@@ -20,7 +22,8 @@ import * as hdr from 'hdr-histogram-js';
 import { influxSink, type Sink, type StepTracker } from '../simulator/sinks.ts';
 import type { CounterReply, CounterRequest } from './counter.ts';
 
-export const SYSTEMS = ['raw', 'naive', 'nodered_batch', 'nodered_per_message', 'ours'] as const;
+/** `ours_traced`: ours with tracing on (core/tracing.ts), spans exported over OTLP/HTTP to a sink in the bench. */
+export const SYSTEMS = ['raw', 'naive', 'nodered_batch', 'nodered_per_message', 'ours', 'ours_traced'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 export interface System {
@@ -355,20 +358,62 @@ export async function startNodeRed(variant: 'batch' | 'per_message', influx: Sha
   };
 }
 
-export async function startOurs(influx: SharedInflux, profileDir?: string): Promise<System> {
+/**
+ * Ours; with `traceRatio`, tracing on at that head-sampling ratio (OTEL_TRACES_SAMPLER_ARG) and every span exported
+ * over OTLP/HTTP to a sink in this process that only counts them (so the collector's cost is not the pipeline's).
+ */
+export async function startOurs(influx: SharedInflux, profileDir?: string, traceRatio?: number): Promise<System> {
   const db = `bench_ours_${Date.now()}`;
   await influx.createDatabase(db);
-  const stack = await startLocalStack({ influx: { url: influx.directUrl, db, api: 'v1' }, ...(profileDir ? { profileDir } : {}) });
+  const otlp = traceRatio === undefined ? undefined : await startOtlpSink();
+  // API_PORT 0: alerting's API on a free port, so two of our stacks (ours and ours_traced) can run side by side.
+  const env: Record<string, string> = otlp
+    ? {
+        API_PORT: '0',
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlp.url,
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: String(traceRatio),
+      }
+    : { API_PORT: '0' };
+  const stack = await startLocalStack({ influx: { url: influx.directUrl, db, api: 'v1' }, ...(profileDir ? { profileDir } : {}), env });
   const backlog = await jetStreamBacklog(stack.natsUrl);
   return {
-    name: 'ours',
+    name: otlp ? 'ours_traced' : 'ours',
     mqttUrl: stack.mqttUrl,
     sink: influxSink({ url: influx.directUrl, db }),
     backlog: backlog.read,
     versions: { services: stack.services.join('+'), 'nats-server': stack.versions['nats-server'] ?? 'unknown', nats: stack.versions.nats ?? 'unknown' },
+    ...(otlp ? { logs: () => `OTLP sink: ${otlp.requests} export requests, ${otlp.bytes} bytes` } : {}),
     stop: async () => {
       await backlog.close();
       await stack.close();
+      if (otlp) process.stderr.write(`ours_traced: the OTLP sink received ${otlp.requests} export requests, ${otlp.bytes} bytes\n`);
+      await otlp?.close();
     },
+  };
+}
+
+/** An OTLP/HTTP endpoint on a free loopback port that accepts and counts export requests. */
+async function startOtlpSink(): Promise<{ url: string; requests: number; bytes: number; close(): Promise<void> }> {
+  const state = { requests: 0, bytes: 0 };
+  const server = createServer((req, res) => {
+    req.on('data', (c: Buffer) => (state.bytes += c.length));
+    req.on('end', () => {
+      state.requests++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1/traces`,
+    get requests() {
+      return state.requests;
+    },
+    get bytes() {
+      return state.bytes;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -1,6 +1,8 @@
-import type { JetStreamClient, PubAck } from 'nats';
+import type { JetStreamClient, MsgHdrs, PubAck } from 'nats';
 import type { DeadLetter, DeadLetterStage } from './schemas.ts';
 import { subjects } from './subjects.ts';
+import { endSpan, injectInto, SpanKind, startSpan, contextOf } from './tracing.ts';
+import { wireHeaders } from './wire.ts';
 
 export interface DeadLetterInput {
   stage: DeadLetterStage;
@@ -20,6 +22,8 @@ export interface DeadLetterInput {
    * Prefixed with the stage, so two stages dead-lettering one stream message store two entries.
    */
   msgId: string;
+  /** The refused message's headers: its trace continues into the dead letter (always sampled, core/tracing.ts). */
+  headers?: MsgHdrs | undefined;
 }
 
 /** Stores a dead letter in the DEADLETTER stream; resolves with JetStream's ack (its sequence) once stored. */
@@ -36,5 +40,25 @@ export async function publishDeadLetter(js: JetStreamClient, input: DeadLetterIn
   if (input.clientId !== undefined) entry.clientId = input.clientId;
   if (input.receivedAtUs !== undefined) entry.receivedAtUs = input.receivedAtUs;
   if (input.replayOf !== undefined) entry.replayOf = input.replayOf;
-  return js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), { msgID: `${input.stage}:${input.msgId}`, timeout: timeoutMs });
+  const headers = wireHeaders('DeadLetter');
+  const span = startSpan(input.stage, 'deadletter.publish', {
+    kind: SpanKind.PRODUCER,
+    always: true,
+    parent: contextOf(input.headers),
+    attributes: {
+      'iot.deadletter.code': input.code,
+      'iot.deadletter.reason': input.reason.slice(0, 200),
+      'messaging.destination.name': subjects.deadletter(input.stage),
+    },
+  });
+  injectInto(span, headers);
+  let ack: PubAck;
+  try {
+    ack = await js.publish(subjects.deadletter(input.stage), JSON.stringify(entry), { msgID: `${input.stage}:${input.msgId}`, timeout: timeoutMs, headers });
+  } catch (err) {
+    endSpan(span, err);
+    throw err;
+  }
+  endSpan(span);
+  return ack;
 }

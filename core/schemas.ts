@@ -11,6 +11,19 @@ export const DeviceId = z.string().regex(DEVICE_ID_PATTERN, 'must match ^[A-Za-z
 /** A finite number: NaN and ±Infinity are rejected, never coerced. */
 export const FiniteNumber = z.number().refine(Number.isFinite, 'must be a finite number');
 
+/**
+ * A reading's quality as the device judged it (OPC UA's three quality classes): `good`, `uncertain` (e.g. a sensor
+ * warming up or out of calibration), `bad` (a failed sensor; the value is kept, flagged). Added in TelemetryBatch 1.1
+ * (issue 15, additive: consumers of 1.0 ignore it); stored as the string field `quality` of the `telemetry` point.
+ */
+export const Quality = z.enum(['good', 'uncertain', 'bad']);
+/**
+ * The InfluxDB string field holding the flag. A metric of that name would be a float field of the same key, which
+ * InfluxDB refuses once the key has another type (after the PUBACK): so no metric, sent or derived, may take it.
+ */
+export const QUALITY_FIELD = 'quality';
+export type Quality = z.infer<typeof Quality>;
+
 export const TelemetryEvent = z.object({
   v: z.literal(1),
   /**
@@ -33,6 +46,8 @@ export const TelemetryEvent = z.object({
   metrics: z.record(z.string(), FiniteNumber),
   units: z.record(z.string(), z.string()).optional(),
   tags: z.record(z.string(), z.string()).optional(),
+  /** The device's quality flag for the reading (TelemetryBatch 1.1); absent means the device said nothing. */
+  quality: Quality.optional(),
 });
 export type TelemetryEvent = z.infer<typeof TelemetryEvent>;
 
@@ -120,3 +135,32 @@ export const AlertTransition = z.object({
   time: z.number().int(),
 });
 export type AlertTransition = z.infer<typeof AlertTransition>;
+
+/**
+ * The `alertmanager` webhook body (alerting/webhooks/body.ts): the Prometheus Alertmanager webhook format, version
+ * 4, one alert per request, so receivers written for Alertmanager work unchanged. Times are RFC 3339; `endsAt` is
+ * `0001-01-01T00:00:00Z` while firing, as Alertmanager sends it.
+ */
+export const AlertmanagerWebhookBody = z.object({
+  version: z.literal('4'),
+  groupKey: z.string(),
+  truncatedAlerts: z.number().int().nonnegative(),
+  status: AlertStatus,
+  receiver: z.string(),
+  groupLabels: z.record(z.string(), z.string()),
+  commonLabels: z.record(z.string(), z.string()),
+  commonAnnotations: z.record(z.string(), z.string()),
+  externalURL: z.string(),
+  alerts: z.array(
+    z.object({
+      status: AlertStatus,
+      labels: z.record(z.string(), z.string()),
+      annotations: z.record(z.string(), z.string()),
+      startsAt: z.string(),
+      endsAt: z.string(),
+      generatorURL: z.string(),
+      fingerprint: z.string(),
+    }),
+  ),
+});
+export type AlertmanagerWebhookBody = z.infer<typeof AlertmanagerWebhookBody>;

@@ -6,10 +6,12 @@
  * says yes, `TelemetryBatch.parse` would return an equal object (a test checks this on a corpus). Anything it
  * is unsure about (extra keys, odd numbers, missing fields) goes through zod, which decides and names the field.
  */
-import { DEVICE_ID_PATTERN, TelemetryBatch } from './schemas.ts';
-import { formatZodError } from './validation.ts';
+import type { MsgHdrs } from 'nats';
+import type { TelemetryBatch } from './schemas.ts';
+import { DEVICE_ID_PATTERN } from './schemas.ts';
+import { decodeWire, type WireErrorCode } from './wire.ts';
 
-const EVENT_KEYS = new Set(['v', 'id', 'deviceId', 'ts', 'tsMicros', 'receivedAt', 'metrics', 'units', 'tags']);
+const EVENT_KEYS = new Set(['v', 'id', 'deviceId', 'ts', 'tsMicros', 'receivedAt', 'metrics', 'units', 'tags', 'quality']);
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -36,6 +38,7 @@ function isEvent(e: unknown): boolean {
   }
   if (e.units !== undefined && !isStringRecord(e.units)) return false;
   if (e.tags !== undefined && !isStringRecord(e.tags)) return false;
+  if (e.quality !== undefined && e.quality !== 'good' && e.quality !== 'uncertain' && e.quality !== 'bad') return false;
   return true;
 }
 
@@ -49,18 +52,13 @@ export function isPlainTelemetryBatch(x: unknown): x is TelemetryBatch {
   return true;
 }
 
-export type DecodedBatch = { batch: TelemetryBatch } | { code: 'bad_json' | 'schema'; reason: string };
+export type DecodedBatch = { batch: TelemetryBatch } | { code: WireErrorCode; reason: string };
 
-/** JSON bytes -> TelemetryBatch, or a dead-letter code and a reason naming the field. Never throws. */
-export function decodeTelemetryBatch(data: Uint8Array): DecodedBatch {
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
-  } catch (err) {
-    return { code: 'bad_json', reason: `not valid JSON: ${(err as Error).message}` };
-  }
-  if (isPlainTelemetryBatch(json)) return { batch: json };
-  const parsed = TelemetryBatch.safeParse(json);
-  if (!parsed.success) return { code: 'schema', reason: formatZodError(parsed.error) };
-  return { batch: parsed.data };
+/**
+ * JSON bytes (+ the message's headers) -> TelemetryBatch, or a dead-letter code and a reason naming the field.
+ * Never throws. core/wire.ts decides versions (an unknown major is `unsupported_schema`); this adds the fast path.
+ */
+export function decodeTelemetryBatch(data: Uint8Array, headers?: MsgHdrs): DecodedBatch {
+  const d = decodeWire('TelemetryBatch', data, headers, isPlainTelemetryBatch);
+  return 'value' in d ? { batch: d.value } : d;
 }

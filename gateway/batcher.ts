@@ -16,10 +16,15 @@ import type { TransmissionIds } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { TelemetryBatch, TelemetryEvent } from '../core/schemas.ts';
 import { subjects } from '../core/subjects.ts';
+import { endSpan, injectInto, spanContext, SpanKind, startSpan, withSpan, type Span } from '../core/tracing.ts';
+import { SCHEMA_HEADER, schemaId } from '../core/wire.ts';
 import type { JetStreamPublisher } from './jetstream-publisher.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export type Done = (err?: Error) => void;
+
+/** Every batch names its schema version (core/wire.ts), so consumers can refuse an unknown major unparsed. */
+const BATCH_HEADERS = { [SCHEMA_HEADER]: schemaId('TelemetryBatch') } as const;
 
 export interface BatcherOptions {
   partitions: number;
@@ -128,11 +133,29 @@ export class TelemetryBatcher {
     const data = Buffer.from(JSON.stringify(batch));
     const msgID = this.#ids.next('b');
     const subject = subjects.telemetry(partition);
+    const span = startSpan('gateway', 'telemetry.batch', { kind: SpanKind.PRODUCER });
+    if (!span) return this.#publishRetrying(subject, data, msgID, events, BATCH_HEADERS);
+    const readings = span.isRecording() ? readingSpans(span, subject, msgID, events) : [];
+    const headers: Record<string, string> = { ...BATCH_HEADERS };
+    injectInto(span, headers);
+    const err = await withSpan(span, () => this.#publishRetrying(subject, data, msgID, events, headers));
+    for (const r of readings) endSpan(r, err);
+    endSpan(span, err);
+    return err;
+  }
+
+  async #publishRetrying(
+    subject: string,
+    data: Buffer,
+    msgID: string,
+    events: TelemetryEvent[],
+    headers: Readonly<Record<string, string>>,
+  ): Promise<Error | undefined> {
     const deadline = Date.now() + this.#opts.deadlineMs;
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       try {
-        const ack = await this.#js.publish(subject, data, msgID, this.#opts.publishTimeoutMs);
+        const ack = await this.#js.publish(subject, data, msgID, this.#opts.publishTimeoutMs, headers);
         this.#metrics.publishSeconds.observe((performance.now() - started) / 1000);
         this.#metrics.batchesPublished.inc({ duplicate: String(ack.duplicate) });
         this.#metrics.eventsPublished.inc(events.length);
@@ -150,4 +173,41 @@ export class TelemetryBatcher {
       }
     }
   }
+}
+
+/**
+ * A sampled batch's readings (core/tracing.ts): one `mqtt.publish` child span per reading, from its receipt to the
+ * PUBACK, with its device id and reading time, so a reading's trace is found by device and time.
+ */
+function readingSpans(batch: Span, subject: string, msgID: string, events: TelemetryEvent[]): Span[] {
+  const devices = [...new Set(events.map((e) => e.deviceId))];
+  batch.setAttributes({
+    'messaging.system': 'nats',
+    'messaging.destination.name': subject,
+    'messaging.message.id': msgID,
+    'messaging.batch.message_count': events.length,
+    'iot.device_ids': devices,
+  });
+  const parent = spanContext(batch);
+  return events
+    .map((e) =>
+      startSpan('gateway', 'mqtt.publish', {
+        kind: SpanKind.SERVER,
+        parent,
+        startTime: e.receivedAt,
+        attributes: {
+          'iot.device_id': e.deviceId,
+          'iot.reading_time': readingTimeIso(e),
+          'iot.reading_id': e.id,
+          'messaging.destination.name': `devices/${e.deviceId}/telemetry`,
+        },
+      }),
+    )
+    .filter((s): s is Span => s !== undefined);
+}
+
+/** The reading's time as RFC 3339 with µs, as InfluxDB shows it. */
+function readingTimeIso(e: TelemetryEvent): string {
+  const iso = new Date(e.ts).toISOString();
+  return `${iso.slice(0, 23)}${String(e.tsMicros ?? 0).padStart(3, '0')}Z`;
 }

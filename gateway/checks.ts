@@ -1,4 +1,4 @@
-import type { TelemetryEvent } from '../core/schemas.ts';
+import { QUALITY_FIELD, type TelemetryEvent } from '../core/schemas.ts';
 
 /**
  * The limits every payload form shares, each breach a Rejection with a stable reason code (the DEADLETTER `code`)
@@ -89,6 +89,7 @@ export function checkName(name: string, max: number, code: 'bad_metric_name' | '
   if (name.length > max) throw new Rejection(code, `${what} ${quote(name)}: ${name.length} characters, limit ${max}`);
   if (!NAME.test(name)) throw new Rejection(code, `${what} ${quote(name)}: must match ^[A-Za-z_][A-Za-z0-9_.-]*$`);
   if (name === '__proto__') throw new Rejection(code, `${what} "__proto__": is reserved`);
+  if (code === 'bad_metric_name' && name === QUALITY_FIELD) throw new Rejection(code, `${what} "quality": is reserved for the reading's quality flag`);
   if (!isStorableName(name))
     throw new Rejection(
       'not_storable',

@@ -43,8 +43,11 @@ export class JetStreamPublisher {
     this.#sub = nc.subscribe(`${this.#prefix}*`, { callback: (_err, msg) => this.#onReply(msg) });
   }
 
-  /** Resolves with JetStream's ack; rejects on a JetStream error, no stream for `subject`, a timeout or a closed connection. */
-  publish(subject: string, data: Uint8Array, msgID: string, timeoutMs: number): Promise<PubAck> {
+  /**
+   * Resolves with JetStream's ack; rejects on a JetStream error, no stream for `subject`, a timeout or a closed connection.
+   * `extra`: more headers (the `Iot-Schema` of the body, a `traceparent`).
+   */
+  publish(subject: string, data: Uint8Array, msgID: string, timeoutMs: number, extra?: Readonly<Record<string, string>>): Promise<PubAck> {
     return new Promise<PubAck>((resolve, reject) => {
       const id = ++this.#next;
       const timer = setTimeout(() => {
@@ -54,6 +57,7 @@ export class JetStreamPublisher {
       this.#pending.set(id, { resolve, reject, timer });
       const h = natsHeaders();
       h.set('Nats-Msg-Id', msgID);
+      if (extra) for (const k in extra) h.set(k, extra[k]!);
       try {
         this.#nc.publish(subject, data, { reply: `${this.#prefix}${id}`, headers: h });
       } catch (err) {

@@ -1,14 +1,17 @@
 import { loadConfig } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { onShutdownSignal } from '../core/shutdown.ts';
+import { startTracing } from '../core/tracing.ts';
 import { createGateway } from './app.ts';
 import { GatewayConfig } from './config.ts';
 
 const config = loadConfig(GatewayConfig, process.env);
 const log = createLogger('gateway', config.LOG_LEVEL);
+// OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).
+const tracing = startTracing('gateway', process.env);
 const gateway = await createGateway(config, log);
 onShutdownSignal(
   log,
-  () => gateway.close(),
+  () => gateway.close().finally(() => tracing.close()),
   (code) => process.exit(code),
 );

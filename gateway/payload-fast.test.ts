@@ -46,7 +46,7 @@ function rng(seed: number): () => number {
 function generate(random: () => number): string {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const often = (p: number): boolean => random() < p;
-  const names = ['t', 'temp', 'rh', 'a_b', 'x.y-z', 'toolong', '_', '1a', '', 'a b', '__proto__', 'constructor', 'é', 'device', 'metric'];
+  const names = ['t', 'temp', 'rh', 'a_b', 'x.y-z', 'toolong', '_', '1a', '', 'a b', '__proto__', 'constructor', 'é', 'device', 'metric', 'quality'];
   const numbers = ['1', '21.5', '-3', '0', '-0', '1e2', '1.0', '1e999', '-1e999', '123456789012', '0.1'];
   const others = ['"21"', 'null', 'true', '[]', '{}', '[1]'];
   const str = (s: string): string => JSON.stringify(s);
@@ -94,6 +94,7 @@ function generate(random: () => number): string {
     }
     entries.push(`"tags":${often(0.95) ? obj(t) : pick(['[]', 'null', '"x"'])}`);
   }
+  if (often(0.2)) entries.push(`"quality":${pick(['"good"', '"uncertain"', '"bad"', '"Good"', '""', 'null', '1'])}`);
   if (often(0.05)) entries.push(`${pick(['"foo"', '"__proto__"', '"v"', '"metrics"'])}:${pick(['1', '{}', '{"t":2}'])}`);
   // Shuffle: key order must not change the outcome's equivalence.
   for (let i = entries.length - 1; i > 0; i--) {

@@ -52,6 +52,20 @@ describe('parseTelemetry', () => {
   const parse = (payload: unknown, over: Partial<typeof limits> = {}) =>
     parseTelemetry(Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload)), DEVICE, now, { ...limits, ...over });
 
+  it('keeps the quality flag (TelemetryBatch 1.1), refuses another value, and reserves the metric name quality', () => {
+    const r = parse({ metrics: { t: 1 }, quality: 'uncertain' });
+    expect(r.ok && r.events[0]?.quality).toBe('uncertain');
+    const none = parse({ metrics: { t: 1 } });
+    expect(none.ok && Object.hasOwn(none.events[0]!, 'quality')).toBe(false);
+    const bad = parse({ metrics: { t: 1 }, quality: 'great' });
+    expect(!bad.ok && [bad.code, bad.reason.slice(0, 9)]).toEqual(['schema', 'quality: ']);
+    expect(parse({ metrics: { quality: 1 } })).toEqual({
+      ok: false,
+      code: 'bad_metric_name',
+      reason: 'metrics name "quality": is reserved for the reading\'s quality flag',
+    });
+  });
+
   it('uses gateway time when the device sends none', () => {
     const r = parse({ metrics: { t: 1 } });
     expect(r.ok && r.events[0]?.ts).toBe(now);

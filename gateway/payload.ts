@@ -7,7 +7,7 @@
  * DEADLETTER `code`) and a reason that names the field; nothing is coerced or truncated silently.
  */
 import { z } from 'zod';
-import type { TelemetryEvent } from '../core/schemas.ts';
+import { Quality, QUALITY_FIELD, type TelemetryEvent } from '../core/schemas.ts';
 import { formatZodError } from '../core/validation.ts';
 import {
   checkName,
@@ -37,6 +37,7 @@ const JsonObjectShape = z.strictObject({
   metrics: z.record(z.string(), z.unknown()),
   units: z.record(z.string(), z.string()).optional(),
   tags: z.record(z.string(), z.unknown()).optional(),
+  quality: Quality.optional(),
 });
 
 const Rfc3339 = z.iso.datetime({ offset: true });
@@ -109,6 +110,7 @@ function parseObject(json: unknown, deviceId: string, receivedAt: number, limits
   setTime(event, us);
   if (units && units.length > 0) event.units = Object.fromEntries(units);
   if (tags && tags.length > 0) event.tags = Object.fromEntries(tags);
+  if (p.quality !== undefined) event.quality = p.quality;
   return event;
 }
 
@@ -125,6 +127,7 @@ export function parseObjectFast(json: object, deviceId: string, receivedAt: numb
   let rawUnits: unknown;
   let rawTags: unknown;
   let ts: number | undefined;
+  let quality: TelemetryEvent['quality'];
   for (const key in o) {
     const value = o[key];
     if (key === 'metrics') rawMetrics = value;
@@ -136,7 +139,10 @@ export function parseObjectFast(json: object, deviceId: string, receivedAt: numb
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > Number.MAX_SAFE_INTEGER) return undefined;
     } else if (key === 'units') rawUnits = value;
     else if (key === 'tags') rawTags = value;
-    else return undefined;
+    else if (key === 'quality') {
+      if (value !== 'good' && value !== 'uncertain' && value !== 'bad') return undefined;
+      quality = value;
+    } else return undefined;
   }
   // The objects JSON.parse made become the event's once checked (no copy): they hold only checked keys, since a
   // `__proto__` key (an own property after JSON.parse) fails isName or the units' metric lookup.
@@ -144,7 +150,7 @@ export function parseObjectFast(json: object, deviceId: string, receivedAt: numb
   let count = 0;
   for (const name in rawMetrics) {
     const v = rawMetrics[name];
-    if (typeof v !== 'number' || !Number.isFinite(v) || !isName(name, limits.MAX_NAME_LENGTH)) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v) || !isName(name, limits.MAX_NAME_LENGTH) || name === QUALITY_FIELD) return undefined;
     count++;
   }
   if (count === 0 || count > limits.MAX_METRICS) return undefined;
@@ -188,6 +194,7 @@ export function parseObjectFast(json: object, deviceId: string, receivedAt: numb
   else setTime(event, ctx.receivedAtUs);
   if (units) event.units = units;
   if (tags) event.tags = tags;
+  if (quality !== undefined) event.quality = quality;
   return event;
 }
 

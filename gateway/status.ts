@@ -13,6 +13,7 @@ import type { TransmissionIds } from '../core/ids.ts';
 import { DeviceRecord, type DeviceRecord as DeviceRecordT } from '../core/device-registry.ts';
 import type { Logger } from '../core/logger.ts';
 import type { DeviceStatusEvent } from '../core/schemas.ts';
+import { wireHeaders } from '../core/wire.ts';
 import { subjects } from '../core/subjects.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
@@ -160,6 +161,7 @@ export class DeviceStatusTracker {
       const event: DeviceStatusEvent = { v: 1, deviceId, status, cause, time };
       await this.#js.publish(subjects.deviceStatus(deviceId), JSON.stringify(event), {
         msgID,
+        headers: wireHeaders('DeviceStatusEvent'),
         timeout: this.#opts.publishTimeoutMs,
       });
       await this.#updateRecord(deviceId, (r) => {

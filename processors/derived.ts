@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import { PipelineError } from '../core/errors.ts';
+import { QUALITY_FIELD } from '../core/schemas.ts';
 
 type Fn = (vars: Record<string, number>) => number;
 
@@ -197,6 +198,7 @@ export function compileDerivedMetrics(specs: readonly DerivedMetricSpec[]): Deri
   const seen = new Set<string>();
   return specs.map((s, i) => {
     if (seen.has(s.name)) throw new PipelineError('IOT_BAD_CONFIG', `DERIVED_METRICS[${i}]: ${s.name} is declared twice`);
+    if (s.name === QUALITY_FIELD) throw new PipelineError('IOT_BAD_CONFIG', `DERIVED_METRICS[${i}]: ${s.name} is reserved for the reading's quality flag`);
     let formula: CompiledFormula;
     try {
       formula = compileFormula(s.formula);

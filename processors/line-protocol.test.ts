@@ -11,6 +11,12 @@ describe('telemetryLine', () => {
     );
   });
 
+  it('writes the quality flag (TelemetryBatch 1.1) as a string field, never a tag', () => {
+    expect(telemetryLine({ v: 1, id: 'x', deviceId: 'd', ts: 1, receivedAt: 0, metrics: { t: 2 }, quality: 'bad', tags: { site: 's' } })).toBe(
+      'telemetry,device=d,site=s t=2,quality="bad" 1000',
+    );
+  });
+
   it('sorts tags with device among them and escapes spaces, commas and equals signs', () => {
     const line = telemetryLine({ v: 1, id: 'x', deviceId: 'd', ts: 1, receivedAt: 0, metrics: { t: 1e-7 }, tags: { site: 'a b,c=d', area: 'n' } });
     expect(line).toBe('telemetry,area=n,device=d,site=a\\ b\\,c\\=d t=1e-7 1000');

@@ -39,7 +39,10 @@ export function telemetryLine(e: TelemetryEvent): string {
     tags = '';
     for (const [k, v] of entries) tags += `,${tag(k)}=${tag(v)}`;
   }
-  return `${TELEMETRY_MEASUREMENT}${tags} ${fieldSet(e.metrics)} ${readingTimeUs(e)}`;
+  // The quality flag (TelemetryBatch 1.1) is a string field: not a tag, so it never changes the point's identity
+  // (device, time); its values are a fixed enum that needs no escaping, and no metric may be named `quality`.
+  const quality = e.quality === undefined ? '' : `,quality="${e.quality}"`;
+  return `${TELEMETRY_MEASUREMENT}${tags} ${fieldSet(e.metrics)}${quality} ${readingTimeUs(e)}`;
 }
 
 /**

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { onShutdownSignal } from '../core/shutdown.ts';
+import { startTracing } from '../core/tracing.ts';
 import { createProcessor } from './app.ts';
 import { ProcessorConfig } from './config.ts';
 import { replayRange } from './replay.ts';
@@ -48,10 +49,12 @@ if (process.argv[2] === 'replay') {
   process.stderr.write(`unknown command ${JSON.stringify(process.argv[2])}; usage: processors [replay --from <time> --to <time> [--raw] [--force]]\n`);
   process.exit(2);
 } else {
+  // OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).
+  const tracing = startTracing('processors', process.env);
   const processor = await createProcessor(config, log);
   onShutdownSignal(
     log,
-    () => processor.close(),
+    () => processor.close().finally(() => tracing.close()),
     (code) => process.exit(code),
   );
 }

@@ -15,6 +15,7 @@ import type { Logger } from '../core/logger.ts';
 import type { TelemetryEvent } from '../core/schemas.ts';
 import { partitionConsumerName, STREAMS, subjects } from '../core/subjects.ts';
 import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
+import { endSpan, messageSpan, withSpan } from '../core/tracing.ts';
 import type { ProcessorConfig } from './config.ts';
 import { applyDerived, type DerivedMetric } from './derived.ts';
 import { isPermanentWriteError, type InfluxWriter } from './influx-writer.ts';
@@ -150,7 +151,7 @@ export class PartitionWorker {
     const consumer = await js.consumers.get(STREAMS.telemetry, { filterSubjects: subjects.telemetry(partition), opt_start_seq: from });
     const messages = await consumer.consume({ max_messages: 1000 });
     for await (const m of messages) {
-      const parsed = parseBatch(m.data);
+      const parsed = parseBatch(m.data, m.headers);
       if ('batch' in parsed) {
         for (const e of parsed.batch.events) {
           applyDerived(derived, e.metrics);
@@ -251,7 +252,7 @@ export class PartitionWorker {
     const good: { m: JsMsg; lines: string[] }[] = [];
     const tooLate: { m: JsMsg; e: TelemetryEvent; measurements: string[] }[] = [];
     for (const m of batch) {
-      const parsed = parseBatch(m.data);
+      const parsed = parseBatch(m.data, m.headers);
       if (!('batch' in parsed)) {
         try {
           await this.#deadLetterMessage(m, parsed.code, parsed.reason);
@@ -287,12 +288,30 @@ export class PartitionWorker {
       metrics.events.inc(parsed.batch.events.length);
       good.push({ m, lines });
     }
-    if (good.length > 0) await this.#writeAndAck(good, tooLate);
+    if (good.length > 0) {
+      // Traced messages (core/tracing.ts): one `telemetry.store` span each, over the InfluxDB write and the ack.
+      const spans = good.flatMap(({ m, lines }) => messageSpan('processors', 'telemetry.store', m, { 'iot.influx.lines': lines.length }) ?? []);
+      try {
+        await withSpan(spans[0], () => this.#writeAndAck(good, tooLate));
+      } catch (err) {
+        for (const s of spans) endSpan(s, err);
+        throw err;
+      }
+      for (const s of spans) endSpan(s);
+    }
     if (Date.now() - this.#lastRollupFlush >= this.#d.config.ROLLUP_FLUSH_MS) await this.#flushRollups();
   }
 
   async #deadLetterMessage(m: JsMsg, code: string, reason: string): Promise<void> {
-    await publishDeadLetter(this.#d.js, { stage: 'processors', code, reason, payload: m.data, topic: m.subject, msgId: `${STREAMS.telemetry}:${m.seq}` });
+    await publishDeadLetter(this.#d.js, {
+      stage: 'processors',
+      code,
+      reason,
+      payload: m.data,
+      topic: m.subject,
+      msgId: `${STREAMS.telemetry}:${m.seq}`,
+      headers: m.headers,
+    });
     m.term(); // not term(reason): nats-server 2.9 ignores a +TERM with a reason and redelivers (issue 11); the reason is in the dead letter
     this.#unacked.delete(m.seq);
     this.#d.metrics.messages.inc({ outcome: 'deadlettered' });

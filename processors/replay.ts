@@ -82,7 +82,7 @@ export async function replayRange(config: ProcessorConfig, log: Logger, opts: Re
         for await (const m of batch) {
           got++;
           messages++;
-          const parsed = parseBatch(m.data);
+          const parsed = parseBatch(m.data, m.headers);
           if ('batch' in parsed) {
             for (const e of parsed.batch.events) {
               if (e.ts < from || e.ts >= to) continue;

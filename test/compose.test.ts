@@ -17,6 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { loadConfig } from '../core/config.ts';
+import { TracingEnv } from '../core/tracing.ts';
 import { requireBinary } from '../devstack/process.ts';
 import { loadServiceConfigs, serviceOfDir, SERVICES, type ServiceName } from '../devstack/service-configs.ts';
 
@@ -143,8 +144,16 @@ describe('docker-compose.yml', () => {
       expect(existsSync(join(root, SERVICES[service], 'main.ts')), `${SERVICES[service]}/main.ts`).toBe(true);
       const env = svc.environment ?? {};
       const known = Object.keys(schema.shape);
+      // Every service also reads the standard OTEL_* variables (core/tracing.ts); they must parse too, and stay off by default.
+      const tracing = Object.keys(TracingEnv.shape);
+      const otel = Object.fromEntries(
+        Object.entries(env)
+          .filter(([k]) => tracing.includes(k))
+          .map(([k, v]) => [k, interpolate(v, envExample)]),
+      );
+      expect(loadConfig(TracingEnv, otel).OTEL_TRACES_EXPORTER, `${name} tracing off by default`).toBe('none');
       expect(
-        Object.keys(env).filter((k) => !known.includes(k)),
+        Object.keys(env).filter((k) => !known.includes(k) && !tracing.includes(k)),
         `${name}: variables ${service}/config.ts does not know`,
       ).toEqual([]);
       const required = known.filter((k) => !(schema.shape[k] as z.ZodType).safeParse(undefined).success);

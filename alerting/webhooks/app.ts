@@ -17,9 +17,10 @@ import type { Logger } from '../../core/logger.ts';
 import { createRegistry } from '../../core/metrics.ts';
 import { connectNats, ensureStreams } from '../../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../../core/ops-server.ts';
-import { AlertTransition } from '../../core/schemas.ts';
+import type { AlertTransition } from '../../core/schemas.ts';
 import { CONSUMERS, STREAMS, subjects } from '../../core/subjects.ts';
-import { formatZodError } from '../../core/validation.ts';
+import { contextOf, endSpan, injectInto, messageSpan, sampledIn, spanContext, SpanKind, startSpan } from '../../core/tracing.ts';
+import { decodeWire } from '../../core/wire.ts';
 import { globToRegExp } from '../rules/selector.ts';
 import type { DispatcherConfig } from './config.ts';
 import { deliver, type AttemptRecord } from './deliver.ts';
@@ -95,23 +96,19 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
   const inflight = new Set<Promise<void>>();
 
   const parse = async (m: JsMsg, consumer: string): Promise<AlertTransition | undefined> => {
-    let reason: string;
-    try {
-      const r = AlertTransition.safeParse(JSON.parse(Buffer.from(m.data).toString('utf8')));
-      if (r.success) return r.data;
-      reason = formatZodError(r.error);
-    } catch (err) {
-      reason = `not valid JSON: ${(err as Error).message}`;
-    }
+    const decoded = decodeWire('AlertTransition', m.data, m.headers);
+    if ('value' in decoded) return decoded.value;
+    const { code, reason } = decoded;
     // Only the webhooks consumer dead-letters, so a bad message is stored once; history just drops it.
     if (consumer === CONSUMERS.webhooks) {
       await publishDeadLetter(js, {
         stage: 'webhooks',
-        code: 'schema',
+        code,
         reason,
         payload: m.data,
         topic: m.subject,
         msgId: `alerts:${m.info.streamSequence}`,
+        headers: m.headers,
       });
     }
     m.term(); // not term(reason): nats-server 2.9 ignores a +TERM with a reason and redelivers (issue 11); the reason is in the dead letter
@@ -124,8 +121,19 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
     const publishedAt = Math.floor(m.info.timestampNanos / NS_PER_MS);
     const key = `${ep.name}\0${t.fingerprint}`;
     const previous = chains.get(key) ?? Promise.resolve();
+    // One `webhook.deliver` span per endpoint, child of the alert transition's; a `webhook.attempt` per HTTP request.
+    const span = sampledIn(m.headers)
+      ? startSpan('webhooks', 'webhook.deliver', {
+          kind: SpanKind.CONSUMER,
+          parent: contextOf(m.headers),
+          attributes: { 'iot.webhook.endpoint': ep.name, 'iot.alert.id': t.id, 'messaging.nats.stream_sequence': m.info.streamSequence },
+        })
+      : undefined;
+    const traceHeaders: Record<string, string> = {};
+    injectInto(span, traceHeaders);
     const run = previous.then(() =>
       deliver({
+        traceHeaders,
         endpoint: ep,
         limiter: limiters.get(ep.name)!,
         transition: t,
@@ -133,6 +141,15 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
         signal: closing.signal,
         log,
         onAttempt: (a) => {
+          if (span) {
+            const attempt = startSpan('webhooks', 'webhook.attempt', {
+              kind: SpanKind.CLIENT,
+              parent: spanContext(span),
+              startTime: Date.now() - a.latencyMs,
+              attributes: { 'http.request.method': 'POST', 'url.full': ep.url, ...(a.status === undefined ? {} : { 'http.response.status_code': a.status }) },
+            });
+            endSpan(attempt, a.status !== undefined && a.status < 300 ? undefined : (a.error ?? `HTTP ${a.status}`));
+          }
           metrics.attempts.inc({
             endpoint: a.endpoint,
             result: a.status !== undefined ? String(a.status) : a.error?.startsWith('timeout') ? 'timeout' : 'network',
@@ -144,7 +161,11 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
     );
     const settled = run.catch(() => undefined);
     chains.set(key, settled);
-    const r = await run;
+    const r = await run.catch((err: unknown) => {
+      endSpan(span, err);
+      throw err;
+    });
+    endSpan(span, r.ok ? undefined : r.error);
     if (chains.get(key) === settled) chains.delete(key);
     if (r.ok) {
       metrics.notifications.inc({ endpoint: ep.name, outcome: 'delivered' });
@@ -160,6 +181,7 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
       payload: m.data,
       topic: m.subject,
       msgId: `${t.id}:${ep.name}`,
+      headers: m.headers,
     });
     metrics.notifications.inc({ endpoint: ep.name, outcome });
     return 'done';
@@ -213,9 +235,12 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
       const t = await parse(x, CONSUMERS.alertHistory);
       if (t) good.push({ m: x, t });
     }
+    const spans = good.flatMap((g) => messageSpan('webhooks', 'alert_history.write', { headers: g.m.headers, subject: g.m.subject, seq: g.m.seq }) ?? []);
     try {
       if (good.length) await writer!.write(good.map((g) => g.t));
+      for (const s of spans) endSpan(s);
     } catch (err) {
+      for (const s of spans) endSpan(s, err);
       historyFailures++;
       metrics.historyErrors.inc();
       const delay = Math.min(config.RETRY_MAX_MS, config.RETRY_MIN_MS * 2 ** Math.min(historyFailures - 1, 16));

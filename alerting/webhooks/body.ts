@@ -4,7 +4,7 @@
  * so receivers written for Alertmanager work unchanged.
  */
 import { createHash } from 'node:crypto';
-import type { AlertTransition } from '../../core/schemas.ts';
+import type { AlertmanagerWebhookBody, AlertTransition } from '../../core/schemas.ts';
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
@@ -14,7 +14,7 @@ export function jsonBody(t: AlertTransition): string {
 
 export function alertmanagerBody(t: AlertTransition, receiver: string): string {
   const groupLabels = { alertname: t.ruleId, device: t.deviceId };
-  return JSON.stringify({
+  const body: AlertmanagerWebhookBody = {
     version: '4',
     groupKey: `{}:{alertname="${t.ruleId}", device="${t.deviceId}"}`,
     truncatedAlerts: 0,
@@ -35,5 +35,6 @@ export function alertmanagerBody(t: AlertTransition, receiver: string): string {
         fingerprint: createHash('sha256').update(t.fingerprint).digest('hex').slice(0, 16),
       },
     ],
-  });
+  };
+  return JSON.stringify(body);
 }

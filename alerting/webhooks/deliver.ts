@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../core/logger.ts';
 import type { AlertTransition } from '../../core/schemas.ts';
+import { SCHEMA_HEADER, schemaId } from '../../core/wire.ts';
 import { backoffMs, isRetryableStatus, retryAfterMs } from './backoff.ts';
 import { alertmanagerBody, jsonBody } from './body.ts';
 import type { Endpoint } from './endpoints.ts';
@@ -34,6 +35,8 @@ export interface DeliverOptions {
   signal: AbortSignal;
   log: Logger;
   onAttempt?: (a: AttemptRecord) => void;
+  /** `traceparent` of the delivery (core/tracing.ts), sent with every attempt so the receiver may continue the trace. */
+  traceHeaders?: Readonly<Record<string, string>>;
   now?: () => number;
   random?: () => number;
 }
@@ -42,6 +45,8 @@ export async function deliver(o: DeliverOptions): Promise<DeliveryResult> {
   const now = o.now ?? Date.now;
   const { endpoint: ep, transition: t } = o;
   const body = ep.format === 'alertmanager' ? alertmanagerBody(t, ep.name) : jsonBody(t);
+  // The body's schema and version (docs/schemas/), as on NATS: a receiver can route or refuse without parsing.
+  const schema = schemaId(ep.format === 'alertmanager' ? 'AlertmanagerWebhookBody' : 'AlertTransition');
   const deadline = o.publishedAt + ep.maxAge;
   let lastError = '';
   for (let attempt = 1; ; attempt++) {
@@ -57,11 +62,13 @@ export async function deliver(o: DeliverOptions): Promise<DeliveryResult> {
           method: 'POST',
           headers: {
             ...ep.headers,
+            ...o.traceHeaders,
             'content-type': 'application/json',
             'user-agent': 'iot-pipeline-alerting/1',
             [TIMESTAMP_HEADER]: String(ts),
             [SIGNATURE_HEADER]: sign(ep.secret, ts, body),
             [IDEMPOTENCY_HEADER]: t.id,
+            [SCHEMA_HEADER]: schema,
             'x-attempt': String(attempt),
           },
           body,

@@ -2,11 +2,14 @@ import { loadConfig } from '../../core/config.ts';
 import { PipelineError } from '../../core/errors.ts';
 import { createLogger } from '../../core/logger.ts';
 import { onShutdownSignal } from '../../core/shutdown.ts';
+import { startTracing } from '../../core/tracing.ts';
 import { createDispatcher, type Dispatcher } from './app.ts';
 import { DispatcherConfig } from './config.ts';
 
 const config = loadConfig(DispatcherConfig, process.env);
 const log = createLogger('webhooks', config.LOG_LEVEL);
+// OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).
+const tracing = startTracing('webhooks', process.env);
 let dispatcher: Dispatcher;
 try {
   dispatcher = await createDispatcher(config, log, { env: process.env });
@@ -19,6 +22,6 @@ try {
 const app = dispatcher;
 onShutdownSignal(
   log,
-  () => app.close(),
+  () => app.close().finally(() => tracing.close()),
   (code) => process.exit(code),
 );
