@@ -29,6 +29,7 @@ import {
   type StoredDeadLetter,
 } from '../core/deadletters.ts';
 import { DeadLetterStage } from '../core/schemas.ts';
+import { isPartitionConsumer, STREAMS } from '../core/subjects.ts';
 import { GatewayConfig } from '../gateway/config.ts';
 import { influxTargetOf, ProcessorConfig } from '../processors/config.ts';
 import { compileDerivedMetrics } from '../processors/derived.ts';
@@ -158,6 +159,38 @@ function replayLine(r: ReplayEntryResult): string {
   if (r.newSeq !== undefined) parts.push(`(dead-lettered again as #${r.newSeq})`);
   if (r.note) parts.push(`[${r.note}]`);
   return `${head}\t${parts.join(' ')}`;
+}
+
+/** The gateway settings a replay judges with, printed so that a replay run without them (wrong container) shows it. */
+const LIMIT_KEYS = [
+  'MAX_PAYLOAD_BYTES',
+  'MAX_METRICS',
+  'MAX_RECORDS',
+  'MAX_EVENTS_PER_MESSAGE',
+  'MAX_NAME_LENGTH',
+  'MAX_TAGS',
+  'MAX_TAG_VALUE_LENGTH',
+  'MAX_FUTURE_SKEW_MS',
+  'MAX_PAST_AGE_MS',
+  'PARTITIONS',
+] as const satisfies readonly (keyof GatewayConfig)[];
+
+/**
+ * A replayed batch goes to `telemetry.{partitionOf(device, PARTITIONS)}`; with another PARTITIONS than the
+ * deployment's (a replay run without the gateway's environment), a device's readings would reach a partition whose
+ * processor does not own that device's windows. The processors' partition consumers tell the deployment's count.
+ */
+async function checkPartitions(nc: NatsConnection, partitions: number): Promise<void> {
+  const jsm = await nc.jetstreamManager();
+  let consumed = 0;
+  for await (const c of jsm.consumers.list(STREAMS.telemetry)) {
+    const m = /^processors-p(\d+)$/.exec(c.name);
+    if (m && isPartitionConsumer(c.name)) consumed = Math.max(consumed, Number(m[1]) + 1);
+  }
+  if (consumed > 0 && consumed !== partitions)
+    throw new InvalidArgumentError(
+      `PARTITIONS=${partitions} here, but the processors consume ${consumed} partitions: run the replay with the gateway's settings (docker compose exec gateway ...)`,
+    );
 }
 
 export function buildCli(io: CliIo): Command {
@@ -294,7 +327,12 @@ export function buildCli(io: CliIo): Command {
         let gateway: GatewayConfig | undefined;
         let processors: ReturnType<ReplayTargets['processors']> | undefined;
         const targets: ReplayTargets = {
-          gateway: () => (gateway ??= loadConfig(GatewayConfig, io.env)),
+          gateway: () => {
+            if (gateway) return gateway;
+            gateway = loadConfig(GatewayConfig, io.env);
+            if (!f.json) out.line(`judging gateway entries with ${LIMIT_KEYS.map((k) => `${k}=${gateway![k]}`).join(' ')} (from the environment)`);
+            return gateway;
+          },
           processors: () => {
             if (processors) return processors;
             const config = loadConfig(ProcessorConfig, io.env);
@@ -304,6 +342,7 @@ export function buildCli(io: CliIo): Command {
         };
         try {
           const js = nc.jetstream();
+          if (f.stage === undefined || f.stage === 'gateway') await checkPartitions(nc, loadConfig(GatewayConfig, io.env).PARTITIONS);
           const summary = await replayDeadLetters(
             { js, jsm: await nc.jetstreamManager(), marks: await openReplayMarks(js), targets },
             filter,

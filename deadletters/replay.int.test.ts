@@ -87,7 +87,12 @@ describe('deadletters replay (gateway stage)', () => {
     await waitConsumerIdle(nats, STREAMS.telemetry, CONSUMERS.processors);
     const batchesBefore = (await readStream(nc, STREAMS.telemetry)).length;
 
+    // Run without the gateway's settings (another partition count), the replay refuses instead of misrouting.
+    await expect(cli({ ...env, PARTITIONS: '8' }, ['replay', '--code', 'too_many_metrics'])).rejects.toThrow(
+      /PARTITIONS=8 here, but the processors consume 16/,
+    );
     const dry = await cli(env, ['replay', '--code', 'too_many_metrics', '--dry-run']);
+    expect(dry).toMatch(/judging gateway entries with .*MAX_METRICS=10 .*PARTITIONS=16/);
     expect(dry).toContain('23 selected: 20 would pass (20 readings), 3 would fail');
     expect(dry).toMatch(/would_fail\t.*metrics: 12 metrics, limit 10/);
     expect((await readStream(nc, STREAMS.telemetry)).length).toBe(batchesBefore);
