@@ -39,10 +39,10 @@ export const WIRE_SCHEMAS = {
   },
   DeadLetter: {
     schema: DeadLetter,
-    version: '1.0',
-    released: ['1.0'],
+    version: '1.1',
+    released: ['1.0', '1.1'],
     carrier: 'NATS JetStream stream DEADLETTER, subjects deadletter.{stage}',
-    description: 'A message a stage refused, with its reason code, its reason naming the field, and the original bytes in base64.',
+    description: 'A message a stage refused, with its reason code, its reason naming the field, and the original bytes in base64. 1.1 added replayOf (the entry a replay re-dead-lettered).',
   },
   DeviceStatusEvent: {
     schema: DeviceStatusEvent,
