@@ -411,6 +411,8 @@ describe('alert state ownership', () => {
       flaps.map((v, i) => ({ ts: t0 + (i + 1) * 1000, metrics: { temperature: v } })),
     );
     await waitFor(consumer, (c) => c.delivered.stream_seq === 1 + flaps.length, { what: 'the flapping readings delivered' });
+    // Across timer ticks too (TICK_MS 1000 by default): a tick must not write what it did not change.
+    await new Promise((r) => setTimeout(r, 2500));
     const held = await consumer();
     expect(held.num_ack_pending).toBe(flaps.length);
     expect((await kv.get('alert.flap.flap-1'))?.revision).toBe(first?.revision);

@@ -266,6 +266,15 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
       good.push(m);
     }
     held.push(...good);
+    await commitDue();
+  };
+
+  /**
+   * Commits now when there is a notification to send (or the service stops, or STATE_FLUSH_MS has passed), else
+   * schedules the commit. Runs on the serial chain: after input batches and after timer evaluations, so a change
+   * without a notification waits for STATE_FLUSH_MS from either.
+   */
+  const commitDue = async (): Promise<void> => {
     if (engine.hasTransitions || stopping || Date.now() - lastCommit >= config.STATE_FLUSH_MS) await commit();
     else commitTimer ??= setTimeout(() => void serial(commit).catch((err: unknown) => log.error({ err }, 'state commit failed')), config.STATE_FLUSH_MS);
   };
@@ -311,7 +320,8 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
       engine.tick();
       const expired = engine.silences.expired(now());
       for (const id of expired) engine.silences.delete(id);
-      await flush();
+      // Not flush(): that would write every held inactive <-> pending change each TICK_MS, not each STATE_FLUSH_MS.
+      await commitDue();
       if (expired.length) await Promise.all(expired.map((id) => store.deleteSilence(id)));
     })
       .catch((err: unknown) => log.error({ err }, 'timer evaluation failed'))
