@@ -1,3 +1,4 @@
+import { quietOnClosedStdout, serviceCommand } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
 import { PipelineError } from '../../core/errors.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -5,6 +6,12 @@ import { onShutdownSignal } from '../../core/shutdown.ts';
 import { createDispatcher, type Dispatcher } from './app.ts';
 import { DispatcherConfig } from './config.ts';
 
+quietOnClosedStdout(process.stdout, (code) => process.exit(code));
+serviceCommand(
+  'webhooks',
+  'Delivers alert transitions to the webhook endpoints of WEBHOOKS_FILE (signed, retried) and writes the alert history to InfluxDB.',
+  DispatcherConfig,
+).parse();
 const config = loadConfig(DispatcherConfig, process.env);
 const log = createLogger('webhooks', config.LOG_LEVEL);
 let dispatcher: Dispatcher;
