@@ -34,6 +34,15 @@ export function serviceCommand(name: string, description: string, schema: z.ZodO
     .addHelpText('after', environmentHelp(schema));
 }
 
+/** A bench script's command: `--help` says what it measures and which variables tune it; nothing else is accepted. */
+export function benchCommand(name: string, description: string, environment: string): Command {
+  return new Command(name)
+    .description(description)
+    .helpOption('-h, --help', 'show this help and exit')
+    .allowExcessArguments(false)
+    .addHelpText('after', `\nEnvironment: ${environment}.\n`);
+}
+
 interface Writable {
   on(event: 'error', listener: (err: NodeJS.ErrnoException) => void): unknown;
 }
