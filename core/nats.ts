@@ -26,7 +26,7 @@ export async function connectNats(url: string, name: string, log: Logger): Promi
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
-    // Most of the client's per-request cost is capturing async stack traces (DESIGN.md, "Why batches").
+    // Most of the client's per-request cost is capturing async stack traces (docs/design.md, "Why batches").
     noAsyncTraces: true,
   }).finally(() => clearInterval(waiting));
   log.info({ nats: url, server: nc.info?.server_name }, 'connected to NATS');
@@ -50,7 +50,7 @@ export interface StreamOptions {
 
 const DUPLICATE_WINDOW_MS = 2 * 60_000;
 
-/** The four streams of DESIGN.md, as config. */
+/** The four streams of docs/design.md, as config. */
 export function streamConfigs(opts: StreamOptions): Partial<StreamConfig>[] {
   const base = {
     retention: RetentionPolicy.Limits,

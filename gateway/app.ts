@@ -232,7 +232,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
   };
 
   broker = await Aedes.createBroker({
-    // Device ids are up to 64 characters (DESIGN.md); aedes' default limit is MQTT 3.1.1's minimum of 23.
+    // Device ids are up to 64 characters (docs/design.md); aedes' default limit is MQTT 3.1.1's minimum of 23.
     maxClientsIdLength: 64,
     ...(config.KEEPALIVE_MAX_S > 0 ? { keepaliveLimit: config.KEEPALIVE_MAX_S } : {}),
     authenticate(client, username, password, done) {

@@ -92,7 +92,8 @@ describe('the Docker image, built from its build context', () => {
     const commands = composeCommands();
     expect(commands.length).toBeGreaterThanOrEqual(5);
     expect(commands, 'the image CMD is one compose also runs').toContainEqual(image.image.cmd);
-    for (const command of [...commands, image.image.cmd!]) {
+    // The devices CLI is how a Docker user registers a device (README "Quick start with Docker").
+    for (const command of [...commands, image.image.cmd!, ['node', 'dist/gateway/devices-cli.js']]) {
       const script = command[1]!;
       expect(existsSync(join(app, script)), `${script} in the image`).toBe(true);
       const help = spawnSync(process.execPath, [script, '--help'], {
