@@ -28,8 +28,9 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # The image's `node` user (uid 1000): no service needs root, and none writes inside the image.
 USER node
-# MQTT (gateway), the ops ports (gateway 9101, processors 9102, alerting and simulator 9103, webhooks 9105), the alert API (9104).
-EXPOSE 1883 9101 9102 9103 9104 9105
+# MQTT (gateway), the ops ports (gateway 9101, processors 9102, simulator 9103, alerting 9104, webhooks 9106), the alert
+# API (9105): the config defaults (README "Health and metrics endpoints"; test/ports.test.ts checks this line).
+EXPOSE 1883 9101 9102 9103 9104 9105 9106
 # Services drain on SIGTERM (core/shutdown.ts); compose gives them `init: true` so signals reach node.
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/gateway/main.js"]

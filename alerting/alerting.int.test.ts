@@ -107,7 +107,7 @@ describe('alerting end to end', () => {
       (b) => b.length >= 1,
       { what: 'offline firing' },
     );
-    expect(firing[0]!.message).toBe('down-1 went offline');
+    expect(firing[0]!.message).toBe('down-1 went offline (will)');
     // Stay down until the engine itself sees the device silent for longer than the silence interval
     // (so the silence check has run against an already firing alert), then come back and send data.
     await waitFor(

@@ -29,7 +29,7 @@ import { publishDeadLetter } from '../core/deadletter.ts';
 import { recentDeadLetters } from '../core/deadletters.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
-import { connectNats, ensureStreams } from '../core/nats.ts';
+import { connectNats, ensureStreams, type NatsHandle } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
 import type { AlertTransition } from '../core/schemas.ts';
 import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
@@ -91,18 +91,25 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   let loaded = await readRules(config.RULES_FILE);
   const registry = createRegistry('alerting');
   const metrics = createAlertingMetrics(registry);
-  const nats = await connectNats(config.NATS_URL, 'alerting', log);
-  const { nc } = nats;
+  let nats: NatsHandle | undefined;
   let consuming = false;
   let closed = false;
-  // Up first, so a standby waiting for the lease answers /healthz (and 503 on /readyz).
-  let ops: OpsServer;
+  // Up first, so /healthz answers from the first second, while NATS is down or a standby waits for the lease
+  // (and /readyz says 503 until it consumes).
+  const ops: OpsServer = await startOpsServer({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    registry,
+    ready: () => (nats?.connected() ?? false) && consuming && !closed,
+    log,
+  });
   try {
-    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && consuming && !closed, log });
+    nats = await connectNats(config.NATS_URL, 'alerting', log);
   } catch (err) {
-    await nc.close();
+    await ops.close();
     throw err;
   }
+  const { nc } = nats;
   const js = nc.jetstream();
   let onLeaseLost = (): void => undefined;
   let lease: Lease;

@@ -6,6 +6,7 @@
  *  3. Notification latency: telemetry publish -> alerting -> ALERTS -> dispatcher -> signed webhook accepted
  *     by a local receiver, p50 / p99 over a few hundred alerts at a moderate rate.
  */
+import { benchCommand } from '../core/cli.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
 import { TransmissionIds } from '../core/ids.ts';
@@ -18,6 +19,13 @@ import { waitFor } from '../test/support/wait.ts';
 import { startWebhookReceiver } from '../test/support/webhook-receiver.ts';
 import { AlertEngine } from './engine.ts';
 import { parseRules } from './rules/schema.ts';
+
+// --help (and a refusal of unknown arguments) before anything starts: a bench takes minutes.
+benchCommand(
+  'bench:alerting',
+  'Rule evaluations/s (engine and service) and notification latency on real servers; prints figures, asserts nothing.',
+  'see the head of alerting/bench.ts',
+).parse();
 
 const DEVICES = 1000;
 const METRICS = ['temperature', 'humidity', 'pressure', 'co2', 'battery'];

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { TelemetryEvent } from '../core/schemas.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DeviceStatusEvent } from '../core/schemas.ts';
 import { AlertEngine } from './engine.ts';
+import type { AlertState } from './state.ts';
 import { parseRules } from './rules/schema.ts';
 
 /** A simulated clock: tests move time, the engine reads it. */
@@ -171,7 +175,7 @@ describe('silence rule', () => {
     c.advance(1000);
     engine.onStatus({ v: 1, deviceId: 'd1', status: 'offline', cause: 'will', time: c.now() });
     const fired = engine.take().transitions;
-    expect(fired).toMatchObject([{ status: 'firing', message: 'd1 went offline' }]);
+    expect(fired).toMatchObject([{ status: 'firing', message: 'd1 went offline (will)' }]);
     for (let i = 0; i < 10; i++) {
       c.advance(10_000);
       engine.tick();
@@ -284,5 +288,116 @@ describe('restore', () => {
     const third = new AlertEngine(parseRules('rules: []'), c);
     expect(third.restore(saved)).toBe(2);
     expect(third.take().deleted).toEqual(['hot/d1', 'hot/d2']);
+  });
+});
+
+describe('device-down without false pages (issue 14)', () => {
+  const status = (deviceId: string, s: 'online' | 'offline', cause: string, time: number): DeviceStatusEvent => ({ v: 1, deviceId, status: s, cause, time });
+  const rules = parseRules('rules: [{ id: down, kind: silence, after: 2m, missed: 3, offline: true, for: 1m }]');
+
+  it('never fires for a battery device that connects, publishes and disconnects cleanly every 15 min, and fires once it misses 3 intervals', () => {
+    const c = clock();
+    // Per selector: the battery fleet may be silent 20 min before its interval is known, then 3 of its own intervals.
+    const engine = new AlertEngine(parseRules("rules: [{ id: down, kind: silence, select: { devices: ['bat-*'] }, after: 20m, missed: 3, for: 1m }]"), c);
+    const fired: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      engine.onStatus(status('bat-1', 'online', 'connect', c.now()));
+      engine.onTelemetry(reading('bat-1', c.now(), { v: 3.1 }));
+      c.advance(200);
+      engine.onStatus(status('bat-1', 'offline', 'disconnect', c.now()));
+      for (let s = 0; s < 90; s++) {
+        c.advance(10_000); // 15 min in 10 s ticks
+        engine.tick();
+      }
+      fired.push(...engine.take().transitions.map((t) => t.status));
+    }
+    expect(fired).toEqual([]);
+    // Now it stays away: silent for 3 of its ~15 min intervals (not after the rule's 2 min floor).
+    const last = c.now() - 15 * 60_000; // its last reading
+    let firedAt: number | undefined;
+    for (let s = 0; s < 6 * 60 && firedAt === undefined; s++) {
+      c.advance(10_000);
+      engine.tick();
+      if (engine.take().transitions.some((t) => t.status === 'firing')) firedAt = c.now();
+    }
+    expect(firedAt).toBeDefined();
+    const silentMin = (firedAt! - last) / 60_000;
+    expect(silentMin).toBeGreaterThan(40);
+    expect(silentMin).toBeLessThan(50);
+  });
+
+  it('does not fire for a gateway shutdown or a takeover; fires for a last will only after the grace period', () => {
+    const c = clock();
+    const engine = new AlertEngine(rules, c);
+    for (const d of ['a', 'b', 'c']) engine.onTelemetry(reading(d, c.now(), { v: 1 }));
+    c.advance(1);
+    engine.onStatus(status('a', 'offline', 'shutdown', c.now()));
+    engine.onStatus(status('b', 'offline', 'will', c.now()));
+    engine.onStatus(status('c', 'offline', 'keepalive', c.now()));
+    c.advance(59_000);
+    engine.tick();
+    expect(engine.take().transitions).toEqual([]); // within `for`
+    engine.onStatus(status('c', 'online', 'connect', c.now())); // c came back within the grace period
+    engine.onTelemetry(reading('c', c.now(), { v: 1 }));
+    c.advance(2_000);
+    engine.tick();
+    expect(engine.take().transitions.map((t) => `${t.deviceId}:${t.status}:${t.startsAt}`)).toEqual([`b:firing:${c.now() - 61_000}`]);
+  });
+
+  it("does not take alerting's own downtime for the devices' silence", () => {
+    const c = clock();
+    const first = new AlertEngine(rules, c);
+    first.onTelemetry(reading('d1', c.now(), { v: 1 }));
+    first.take();
+    expect(first.active()).toEqual([]);
+    const states = [first.state('down/d1')!].map((s) => structuredClone(s));
+    c.advance(10 * 60_000); // alerting was down for 10 min
+    const second = new AlertEngine(rules, c);
+    second.restore(states);
+    second.tick();
+    expect(second.take().transitions).toEqual([]);
+    // ... but a device that stays silent after the restart is found.
+    c.advance(2 * 60_000 + 1);
+    second.tick();
+    expect(second.take().transitions.map((t) => t.status)).toEqual(['firing']);
+  });
+
+  it('shipped rules: npm start, Ctrl-C, npm start leaves 0 alerts firing for a healthy fleet after 3 minutes', () => {
+    const shipped = parseRules(readFileSync(join(import.meta.dirname, 'rules.yaml'), 'utf8'));
+    const c = clock();
+    const fleet = Array.from({ length: 50 }, (_, i) => `sim-${i}`);
+    const rand = rng(7);
+    /** A healthy fleet at 1 msg/s: 21 °C ± 0.5, 45 % ± 1 humidity. */
+    const run = (engine: AlertEngine, seconds: number): void => {
+      for (let s = 0; s < seconds; s++) {
+        for (const d of fleet)
+          engine.onTelemetry(reading(d, c.now() + Math.floor(rand() * 900), { temperature: 21 + rand() - 0.5, humidity: 45 + 2 * rand() - 1 }));
+        c.advance(1000);
+        engine.tick();
+      }
+    };
+    // First `npm start`: devices connect, report for 5 min.
+    const first = new AlertEngine(shipped, c);
+    for (const d of fleet) first.onStatus(status(d, 'online', 'connect', c.now()));
+    run(first, 300);
+    // Ctrl-C: the simulator disconnects its devices cleanly, then the gateway shuts down, alerting last.
+    for (const d of fleet) first.onStatus(status(d, 'offline', 'disconnect', c.now()));
+    c.advance(2_000);
+    for (let s = 0; s < 5; s++) {
+      c.advance(1000);
+      first.tick();
+    }
+    const transitions = first.take().transitions;
+    const stored: AlertState[] = fleet.flatMap((d) => shipped.map((r) => first.state(`${r.id}/${d}`)).filter((s): s is AlertState => s !== undefined));
+    // 5 min later, the second `npm start`: alerting restores its state, devices reconnect and report.
+    c.advance(5 * 60_000);
+    const second = new AlertEngine(shipped, c);
+    second.restore(stored.map((s) => structuredClone(s)));
+    second.tick();
+    c.advance(3_000);
+    for (const d of fleet) second.onStatus(status(d, 'online', 'connect', c.now()));
+    run(second, 180);
+    expect([...transitions, ...second.take().transitions].filter((t) => t.status === 'firing')).toEqual([]);
+    expect(second.active().filter((s) => s.phase === 'firing')).toEqual([]);
   });
 });

@@ -46,8 +46,23 @@ export interface EngineOptions {
   silences?: Silences;
 }
 
+/**
+ * Offline causes that are the device's or the operator's choice, not a failure (DeviceStatusEvent.cause):
+ * a clean MQTT DISCONNECT (battery devices: connect, publish, disconnect), a gateway shutting down (its devices
+ * reconnect to another instance or after the restart), a takeover by a newer connection of the same device.
+ * Every other cause (`will`, `keepalive`, causes added later) is an unclean loss.
+ */
+export const CLEAN_OFFLINE_CAUSES: ReadonlySet<string> = new Set(['disconnect', 'shutdown', 'takeover']);
+
+/** Weight of the newest gap in a device's observed reporting interval (a moving average over ~10 gaps). */
+const INTERVAL_ALPHA = 0.2;
+/** Gaps to observe before a device's own interval counts for `missed`. */
+const INTERVAL_MIN_GAPS = 3;
+
 export class AlertEngine {
   readonly #now: () => number;
+  /** When this engine started listening (wall clock): silence is counted from here at the earliest. */
+  readonly #listeningSince: number;
   readonly silences: Silences;
   #rules: CompiledRule[] = [];
   #byId = new Map<string, CompiledRule>();
@@ -64,6 +79,7 @@ export class AlertEngine {
 
   constructor(rules: readonly ResolvedRule[], opts: EngineOptions) {
     this.#now = opts.now;
+    this.#listeningSince = opts.now();
     this.silences = opts.silences ?? new Silences();
     this.setRules(rules);
   }
@@ -194,6 +210,12 @@ export class AlertEngine {
         this.evaluations++;
         const st = this.#getAt(slot, i, rule.id, e.deviceId);
         const seen = (st.seen ??= {});
+        const gap = seen.lastSeen === undefined ? 0 : e.receivedAt - seen.lastSeen;
+        // Readings of one message (or a burst) arrive together: only a real gap says how often the device reports.
+        if (gap > 0) {
+          seen.interval = seen.interval === undefined ? gap : seen.interval + INTERVAL_ALPHA * (gap - seen.interval);
+          seen.gaps = (seen.gaps ?? 0) + 1;
+        }
         seen.lastSeen = Math.max(seen.lastSeen ?? e.receivedAt, e.receivedAt);
         if (e.tags) seen.tags = e.tags;
         this.#evalSilence(rule, st, e.receivedAt);
@@ -238,8 +260,12 @@ export class AlertEngine {
       this.evaluations++;
       const st = this.#getAt(slot, i, rule.id, e.deviceId);
       const seen = (st.seen ??= {});
-      if (e.status === 'offline') seen.offlineAt = Math.max(seen.offlineAt ?? e.time, e.time);
-      else seen.onlineAt = Math.max(seen.onlineAt ?? e.time, e.time);
+      if (e.status === 'offline') {
+        if (seen.offlineAt === undefined || e.time >= seen.offlineAt) {
+          seen.offlineAt = e.time;
+          seen.offlineCause = e.cause;
+        }
+      } else seen.onlineAt = Math.max(seen.onlineAt ?? e.time, e.time);
       this.#evalSilence(rule, st, e.time);
     }
   }
@@ -283,14 +309,17 @@ export class AlertEngine {
   #evalSilence(rule: Extract<ResolvedRule, { kind: 'silence' }>, st: AlertState, at: number): void {
     const seen = st.seen ?? {};
     const now = this.#now();
-    const heard = seen.lastSeen ?? -Infinity;
-    const offline = rule.offline && seen.offlineAt !== undefined && seen.offlineAt > heard && seen.offlineAt > (seen.onlineAt ?? -Infinity);
-    const silentFor = seen.lastSeen === undefined ? 0 : now - seen.lastSeen;
-    const silent = seen.lastSeen !== undefined && silentFor >= rule.after;
+    // Unclean offline, past its grace period (`for`): a device that reconnects or reports within it never pages.
+    const offline = rule.offline && uncleanOffline(seen) && now - seen.offlineAt! >= rule.for;
+    // Silence counts from when this instance could hear the device: alerting's own downtime is not the device's.
+    const since = seen.lastSeen === undefined ? undefined : Math.max(seen.lastSeen, this.#listeningSince);
+    const silentFor = since === undefined ? 0 : now - since;
+    const limit = silenceLimit(rule, seen);
+    const silent = since !== undefined && silentFor >= limit;
     const active = offline || silent;
     st.value = Math.max(0, silentFor) / 1000;
     // The alert starts when the outage started (deterministic, not when the timer noticed it).
-    const start = offline ? seen.offlineAt! : silent ? seen.lastSeen! + rule.after : at;
+    const start = offline ? seen.offlineAt! : silent ? since + limit : at;
     this.#advance(rule, st, active, active ? start : at, 0);
   }
 
@@ -385,6 +414,20 @@ export class AlertEngine {
   }
 }
 
+type Seen = NonNullable<AlertState['seen']>;
+
+/** Offline now (no reading or online since) for a cause that is not clean; state from before causes were kept counts as unclean. */
+function uncleanOffline(seen: Seen): boolean {
+  if (seen.offlineAt === undefined || seen.offlineAt <= (seen.lastSeen ?? -Infinity) || seen.offlineAt <= (seen.onlineAt ?? -Infinity)) return false;
+  return seen.offlineCause === undefined || !CLEAN_OFFLINE_CAUSES.has(seen.offlineCause);
+}
+
+/** How long a device may stay silent, ms: `after`, or `missed` of its own observed intervals when longer. */
+export function silenceLimit(rule: Extract<ResolvedRule, { kind: 'silence' }>, seen: Seen): number {
+  if (rule.missed === undefined || seen.interval === undefined || (seen.gaps ?? 0) < INTERVAL_MIN_GAPS) return rule.after;
+  return Math.max(rule.after, rule.missed * seen.interval);
+}
+
 function thresholdFor(rule: ResolvedRule): number | undefined {
   if (rule.kind === 'threshold' || rule.kind === 'rate') return thresholdOf(rule);
   if (rule.kind === 'anomaly') return rule.k;
@@ -408,8 +451,10 @@ function describe(rule: ResolvedRule, st: AlertState, status: 'firing' | 'resolv
       return `${rule.metric} anomaly on ${dev}: ${v} standard deviations from its EWMA (k ${rule.k})`;
     case 'silence': {
       const seen = st.seen;
-      const offline = seen?.offlineAt !== undefined && seen.offlineAt > (seen.lastSeen ?? -Infinity) && seen.offlineAt > (seen.onlineAt ?? -Infinity);
-      return offline ? `${dev} went offline` : `no telemetry${rule.metric ? ` with ${rule.metric}` : ''} from ${dev} for ${v} s`;
+      const offline = seen !== undefined && uncleanOffline(seen);
+      return offline
+        ? `${dev} went offline (${seen.offlineCause ?? 'connection lost'})`
+        : `no telemetry${rule.metric ? ` with ${rule.metric}` : ''} from ${dev} for ${v} s`;
     }
   }
 }

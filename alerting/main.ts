@@ -1,3 +1,4 @@
+import { quietOnClosedStdout, serviceCommand } from '../core/cli.ts';
 import { loadConfig } from '../core/config.ts';
 import { PipelineError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
@@ -6,6 +7,12 @@ import { startTracing } from '../core/tracing.ts';
 import { createAlerting, type Alerting } from './app.ts';
 import { AlertingConfig } from './config.ts';
 
+quietOnClosedStdout(process.stdout, (code) => process.exit(code));
+serviceCommand(
+  'alerting',
+  'Evaluates the alert rules of RULES_FILE over TELEMETRY and DEVICE_STATUS; publishes transitions to ALERTS; serves the alert API.',
+  AlertingConfig,
+).parse();
 const config = loadConfig(AlertingConfig, process.env);
 const log = createLogger('alerting', config.LOG_LEVEL);
 // OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).

@@ -41,7 +41,13 @@ export const AlertState = z.object({
       /** Gateway time of the last reading, epoch ms. */
       lastSeen: z.number().optional(),
       offlineAt: z.number().optional(),
+      /** The cause of the offline at offlineAt (DeviceStatusEvent.cause); absent in state stored before 2026-12 (read as unclean). */
+      offlineCause: z.string().optional(),
       onlineAt: z.number().optional(),
+      /** The device's observed reporting interval, ms: moving average of the gaps between its readings. */
+      interval: z.number().optional(),
+      /** Gaps that went into `interval`. */
+      gaps: z.number().int().nonnegative().optional(),
       tags: z.record(z.string(), z.string()).optional(),
     })
     .optional(),

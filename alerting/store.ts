@@ -1,5 +1,5 @@
 /**
- * Alert state and silences in NATS KV (DESIGN.md: "KV buckets hold what must survive restarts").
+ * Alert state and silences in NATS KV (docs/design.md: "KV buckets hold what must survive restarts").
  * Keys: `alert.{ruleId}.{deviceId}` and `silence.{id}`.
  */
 import type { JetStreamClient, KV } from 'nats';

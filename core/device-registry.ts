@@ -1,5 +1,5 @@
 /**
- * The device registry (DESIGN.md, "KV buckets hold ... device registry"), shared by the gateway (authentication,
+ * The device registry (docs/design.md, "KV buckets hold ... device registry"), shared by the gateway (authentication,
  * status) and by any tool that provisions devices (the gateway's device CLI, the simulator).
  *
  * Two NATS KV buckets, so that the writers never race on one key:

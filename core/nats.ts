@@ -3,6 +3,8 @@ import type { Logger } from './logger.ts';
 import { STREAMS, subjects } from './subjects.ts';
 
 const NS_PER_MS = 1_000_000;
+/** How often a service still waiting for its first NATS connection says so, ms. */
+const WAITING_LOG_MS = 5_000;
 
 export interface NatsHandle {
   readonly nc: NatsConnection;
@@ -15,15 +17,19 @@ export interface NatsHandle {
  * Close with `nc.drain()` (flushes and waits for subscriptions) or `nc.close()`.
  */
 export async function connectNats(url: string, name: string, log: Logger): Promise<NatsHandle> {
+  // The first connect waits for as long as NATS is down; say so, and keep saying so, rather than sit silent.
+  log.info({ nats: url }, `connecting to NATS at ${url}`);
+  const waiting = setInterval(() => log.warn({ nats: url }, `still connecting to NATS at ${url}`), WAITING_LOG_MS);
   const nc = await connect({
     servers: url.split(','),
     name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
-    // Most of the client's per-request cost is capturing async stack traces (DESIGN.md, "Why batches").
+    // Most of the client's per-request cost is capturing async stack traces (docs/design.md, "Why batches").
     noAsyncTraces: true,
-  });
+  }).finally(() => clearInterval(waiting));
+  log.info({ nats: url, server: nc.info?.server_name }, 'connected to NATS');
   let up = true;
   void (async () => {
     for await (const s of nc.status()) {
@@ -44,7 +50,7 @@ export interface StreamOptions {
 
 const DUPLICATE_WINDOW_MS = 2 * 60_000;
 
-/** The four streams of DESIGN.md, as config. */
+/** The four streams of docs/design.md, as config. */
 export function streamConfigs(opts: StreamOptions): Partial<StreamConfig>[] {
   const base = {
     retention: RetentionPolicy.Limits,

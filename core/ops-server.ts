@@ -5,6 +5,12 @@ import type { Logger } from './logger.ts';
 
 export interface OpsServer {
   readonly port: number;
+  /**
+   * Replaces the readiness check. A service starts its ops server first, before it connects to anything, so
+   * `/healthz` answers from its first second and `/readyz` says 503 while it waits; once its dependencies are up
+   * it hands over the real check here.
+   */
+  setReady(ready: () => boolean): void;
   close(): Promise<void>;
 }
 
@@ -14,8 +20,8 @@ export interface OpsServerOptions {
   registry: Registry;
   /** Liveness: the process is running its event loop. */
   healthy?: () => boolean;
-  /** Readiness: dependencies connected and consuming. */
-  ready: () => boolean;
+  /** Readiness: dependencies connected and consuming. Default: not ready until `setReady`. */
+  ready?: () => boolean;
   log: Logger;
 }
 
@@ -24,6 +30,7 @@ export interface OpsServerOptions {
  * Closes on `close()` (idempotent); open keep-alive connections are closed too.
  */
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
+  let ready = opts.ready ?? ((): boolean => false);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -34,7 +41,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
       const ok = opts.healthy?.() ?? true;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'unhealthy' }));
     } else if (path === '/readyz') {
-      const ok = opts.ready();
+      const ok = ready();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: ok }));
     } else if (path === '/metrics') {
       opts.registry.metrics().then(
@@ -56,6 +63,9 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
   let closing: Promise<void> | undefined;
   return {
     port,
+    setReady(next) {
+      ready = next;
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

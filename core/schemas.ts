@@ -1,5 +1,5 @@
 /**
- * The event contracts every service shares (DESIGN.md, "Event schemas").
+ * The event contracts every service shares (docs/design.md, "Event schemas").
  * Types are inferred from these schemas, never written twice.
  */
 import { z } from 'zod';
@@ -99,7 +99,7 @@ export const AlertStatus = z.enum(['firing', 'resolved']);
 export type AlertStatus = z.infer<typeof AlertStatus>;
 
 /**
- * One alert notification (DESIGN.md, ALERTS stream `alerts.{ruleId}.{deviceId}`): the alerting service's outbox.
+ * One alert notification (docs/design.md, ALERTS stream `alerts.{ruleId}.{deviceId}`): the alerting service's outbox.
  * `id` is deterministic (fingerprint, episode, status, repeat), so it doubles as `Nats-Msg-Id` and as the
  * webhooks' `Idempotency-Key`: a transition published twice after a crash is one notification.
  */

@@ -1,4 +1,4 @@
-/** Stream and subject names (DESIGN.md, "NATS JetStream contract"), in one place. */
+/** Stream and subject names (docs/design.md, "NATS JetStream contract"), in one place. */
 
 export const STREAMS = {
   telemetry: 'TELEMETRY',

@@ -9,6 +9,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { format, resolveConfig } from 'prettier';
+import { PORTS_END, PORTS_START, renderPortTable } from './ports.ts';
 import { configFields, loadServiceConfigs, type ServiceConfig } from './service-configs.ts';
 
 export const START_MARKER = '<!-- config:start -->';
@@ -50,18 +51,25 @@ export async function renderConfigReference(): Promise<string> {
 }
 
 /** `readme` with its config section replaced by `section`, formatted as `prettier --check` expects. */
-export async function withConfigSection(readme: string, section: string): Promise<string> {
-  const start = readme.indexOf(START_MARKER);
-  const end = readme.indexOf(END_MARKER);
-  if (start < 0 || end < start) throw new Error(`README.md has no ${START_MARKER} ... ${END_MARKER} section`);
-  const next = readme.slice(0, start) + section + readme.slice(end + END_MARKER.length);
+export async function withConfigSection(readme: string, section: string, markers: [string, string] = [START_MARKER, END_MARKER]): Promise<string> {
+  const [startMarker, endMarker] = markers;
+  const start = readme.indexOf(startMarker);
+  const end = readme.indexOf(endMarker);
+  if (start < 0 || end < start) throw new Error(`README.md has no ${startMarker} ... ${endMarker} section`);
+  const next = readme.slice(0, start) + section + readme.slice(end + endMarker.length);
   const options = (await resolveConfig(README)) ?? {};
   return format(next, { ...options, filepath: README });
 }
 
+/** The README with both generated sections (configuration reference, port table) rendered from the schemas. */
+export async function renderReadme(readme: string): Promise<string> {
+  const withConfig = await withConfigSection(readme, await renderConfigReference());
+  return withConfigSection(withConfig, await renderPortTable(), [PORTS_START, PORTS_END]);
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === import.meta.filename) {
   const readme = await readFile(README, 'utf8');
-  const next = await withConfigSection(readme, await renderConfigReference());
+  const next = await renderReadme(readme);
   if (process.argv.includes('--write')) {
     await writeFile(README, next);
     console.log(next === readme ? 'README.md configuration reference is current' : 'README.md configuration reference updated');

@@ -12,6 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
+import { defaultPort } from './ports.ts';
 import { terminate } from './process.ts';
 import { startInfluxServer } from './influxd.ts';
 import { startNatsServer } from './nats-server.ts';
@@ -84,13 +85,14 @@ const influx = await startInfluxServer({ dataDir: join(dataDir, 'influxdb'), htt
 await influx.createDatabase(DATABASE);
 
 const mqttPort = process.env.MQTT_PORT ?? String(await portOrFree(1883));
+// The config defaults (devstack/ports.ts), so the ports printed here are the README's and compose's.
 const ports = {
-  gateway: await portOrFree(9101),
-  processors: await portOrFree(9102),
-  simulator: await portOrFree(9103),
-  alerting: await portOrFree(9104),
-  alertApi: await portOrFree(9105),
-  webhooks: await portOrFree(9106),
+  gateway: await portOrFree(await defaultPort('gateway')),
+  processors: await portOrFree(await defaultPort('processors')),
+  simulator: await portOrFree(await defaultPort('simulator')),
+  alerting: await portOrFree(await defaultPort('alerting')),
+  alertApi: await portOrFree(await defaultPort('alerting', 'API_PORT')),
+  webhooks: await portOrFree(await defaultPort('webhooks')),
 };
 const common = { NATS_URL: nats.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
 const services: Service[] = [];

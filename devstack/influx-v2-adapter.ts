@@ -1,5 +1,5 @@
 /**
- * The small adapter of DESIGN.md: InfluxDB 1.6 (Debian's package) has no `/api/v2/write`, so this maps
+ * The small adapter of docs/design.md: InfluxDB 1.6 (Debian's package) has no `/api/v2/write`, so this maps
  * `/api/v2/write?bucket=B&precision=P` to `/write?db=B&precision=P` and answers `/health`, and passes
  * everything else (`/query`, `/ping`) through. The services keep one client code path for 1.x, 2.x and 3.x.
  * Development and tests only; production talks to InfluxDB 2.x/3.x directly.

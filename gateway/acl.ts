@@ -1,5 +1,5 @@
 /**
- * Topic ACL (DESIGN.md, "Device-facing contract"). Pure functions, unit-tested.
+ * Topic ACL (docs/design.md, "Device-facing contract"). Pure functions, unit-tested.
  *
  * - A device publishes only under `devices/{its id}/`: today only `telemetry` (`status` is owned by the gateway;
  *   any other topic would be stored nowhere, so it is refused rather than silently dropped).

@@ -94,12 +94,21 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     waiting: () => admission.waiting,
     waitingBytes: () => admission.waitingBytes,
   });
-  const nats: NatsHandle = await connectNats(config.NATS_URL, 'gateway', log);
+  // Ops server first: /healthz answers from the first second, /readyz is 503 until NATS and MQTT are up.
+  const ops: OpsServer = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, log });
+  let nats: NatsHandle;
+  try {
+    nats = await connectNats(config.NATS_URL, 'gateway', log);
+  } catch (err) {
+    await ops.close();
+    throw err;
+  }
   const { nc } = nats;
   try {
     await ensureStreams(await nc.jetstreamManager(), { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
   } catch (err) {
     await nc.close();
+    await ops.close();
     throw err;
   }
   const js = nc.jetstream();
@@ -223,7 +232,7 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
   };
 
   broker = await Aedes.createBroker({
-    // Device ids are up to 64 characters (DESIGN.md); aedes' default limit is MQTT 3.1.1's minimum of 23.
+    // Device ids are up to 64 characters (docs/design.md); aedes' default limit is MQTT 3.1.1's minimum of 23.
     maxClientsIdLength: 64,
     ...(config.KEEPALIVE_MAX_S > 0 ? { keepaliveLimit: config.KEEPALIVE_MAX_S } : {}),
     authenticate(client, username, password, done) {
@@ -353,19 +362,10 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     watcher.stop();
     await new Promise<void>((resolve) => broker.close(() => resolve()));
     await nc.close();
+    await ops.close();
     throw err;
   }
-
-  let ops: OpsServer;
-  try {
-    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && listeners.listening(), log });
-  } catch (err) {
-    watcher.stop();
-    await listeners.close();
-    await new Promise<void>((resolve) => broker.close(() => resolve()));
-    await nc.close();
-    throw err;
-  }
+  ops.setReady(() => nats.connected() && listeners.listening());
   log.info(
     { mqttPort: listeners.tcpPort, tlsPort: listeners.tlsPort, wsPort: listeners.wsPort, httpPort: ops.port, partitions: config.PARTITIONS },
     'gateway listening',

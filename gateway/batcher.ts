@@ -1,5 +1,5 @@
 /**
- * Micro-batches telemetry per partition into JetStream (DESIGN.md, "Why batches").
+ * Micro-batches telemetry per partition into JetStream (docs/design.md, "Why batches").
  *
  * Each partition has at most one publish in flight, so a device's readings reach the stream in order;
  * events arriving meanwhile gather into the next batch, which makes batches grow with load by themselves.

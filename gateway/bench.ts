@@ -11,6 +11,7 @@
  * BENCH_DEVICES devices x SIM_RATE msgs/s each, QoS 1, auth on) and reports what the simulator got PUBACKed.
  * The load generator shares the machine with the gateway and nats-server, so the figure is a lower bound.
  */
+import { benchCommand } from '../core/cli.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +21,13 @@ import { generateSecret, openRegistryBuckets, provisionDevice } from '../core/de
 import { freePort } from '../devstack/free-port.ts';
 import { startNatsServer } from '../devstack/nats-server.ts';
 import { scrape, sumSamples } from '../devstack/prom-text.ts';
+
+// --help (and a refusal of unknown arguments) before anything starts: a bench takes minutes.
+benchCommand(
+  'bench:gateway',
+  'Gateway ingest at QoS 1 with authentication on, on real servers; prints figures, asserts nothing.',
+  'BENCH_DEVICES (20), BENCH_WINDOW (50), BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_FORM (json|senml), BENCH_LOAD (simulator)',
+).parse();
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 20);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 50);

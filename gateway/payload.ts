@@ -1,5 +1,5 @@
 /**
- * Device payload -> TelemetryEvents (DESIGN.md, "Device-facing contract").
+ * Device payload -> TelemetryEvents (docs/design.md, "Device-facing contract").
  * Pure: no I/O, so every rule here has a fast unit test.
  *
  * Two forms, told apart by shape: a JSON object (`{ts?, seq?, metrics, units?, tags?}`) and a SenML JSON

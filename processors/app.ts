@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { JetStreamClient, KV } from 'nats';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
-import { connectNats, ensureStreams } from '../core/nats.ts';
+import { connectNats, ensureStreams, type NatsHandle } from '../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
 import { influxTargetOf, type ProcessorConfig } from './config.ts';
 import { compileDerivedMetrics } from './derived.ts';
@@ -62,7 +62,15 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   routeInfluxClientLogs(log);
   const registry = createRegistry('processors');
   const metrics = createProcessorMetrics(registry);
-  const nats = await connectNats(config.NATS_URL, `processors-${instanceId}`, log);
+  // Ops server first: /healthz answers from the first second, /readyz is 503 until NATS is up.
+  const ops: OpsServer = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, log });
+  let nats: NatsHandle;
+  try {
+    nats = await connectNats(config.NATS_URL, `processors-${instanceId}`, log);
+  } catch (err) {
+    await ops.close();
+    throw err;
+  }
   const { nc } = nats;
   const jsm = await nc.jetstreamManager();
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
@@ -114,14 +122,7 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   });
   await coordinator.start();
 
-  let ops: OpsServer;
-  try {
-    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected(), log });
-  } catch (err) {
-    await coordinator.close();
-    await nc.close();
-    throw err;
-  }
+  ops.setReady(() => nats.connected());
   log.info(
     { httpPort: ops.port, influx: config.INFLUX_URL, bucket: config.INFLUX_BUCKET, windows: config.WINDOWS.map((w) => w.measurement) },
     'processor started',

@@ -10,6 +10,7 @@
  *    until the survivor holds every lease, and until it consumes all partitions.
  * The publisher runs in this process, on the same 2 cores as the processor, nats-server and influxd.
  */
+import { benchCommand } from '../core/cli.ts';
 import { connect } from 'nats';
 import { freePort } from '../devstack/free-port.ts';
 import { startInfluxServer } from '../devstack/influxd.ts';
@@ -20,6 +21,13 @@ import type { TelemetryEvent } from '../core/schemas.ts';
 import { STREAMS } from '../core/subjects.ts';
 import { LEASE_BUCKET } from './leases.ts';
 import { partitionConsumerName } from '../core/subjects.ts';
+
+// --help (and a refusal of unknown arguments) before anything starts: a bench takes minutes.
+benchCommand(
+  'bench:processors',
+  'Processor throughput, burst lag and takeover on real servers; prints figures, asserts nothing.',
+  'BENCH_EVENTS, BENCH_DEVICES, BENCH_BURST_RATE, BENCH_BURST_S (see the head of processors/bench.ts)',
+).parse();
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 300_000);
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 1000);

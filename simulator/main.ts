@@ -2,8 +2,10 @@
  * `simulator` entry point (wiring only). `npm start` runs it without arguments: `simulate` with the SIM_* env
  * vars, until SIGTERM. `npm run simulator -- --help` lists the commands.
  */
+import { quietOnClosedStdout } from '../core/cli.ts';
 import { buildCli } from './cli.ts';
 
+quietOnClosedStdout(process.stdout, (code) => process.exit(code));
 const stopRequested = new Promise<void>((resolve) => {
   process.once('SIGINT', () => resolve());
   process.once('SIGTERM', () => resolve());

@@ -1,6 +1,6 @@
 /**
  * What a simulated device puts on the wire, and what the gateway will therefore do with it
- * (DESIGN.md, "Device-facing contract"): pure functions, so the ledger's expectations are testable without I/O.
+ * (docs/design.md, "Device-facing contract"): pure functions, so the ledger's expectations are testable without I/O.
  */
 import type { GatewayLimits, MalformedKind } from './scenario.ts';
 

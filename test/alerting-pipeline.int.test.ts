@@ -42,4 +42,49 @@ describe('alerting on the pipeline', () => {
     expect(bodies.map((b) => b.id).sort()).toEqual(['hot/mqtt-1#1:firing:0', 'hot/mqtt-1#1:resolved:0', 'quiet/mqtt-1#1:firing:0']);
     expect(receiver.requests.every((r) => r.verdict === 'accepted')).toBe(true);
   });
+
+  it('device-down: a clean DISCONNECT and a gateway shutdown never page; a connection lost without DISCONNECT pages after the grace period', async () => {
+    await using nats = await startNatsServer();
+    const gateway = await startGateway(nats);
+    await using dir = await tempDir();
+    await using receiver = await startWebhookReceiver(SECRET);
+    const rules = await dir.write('rules.yaml', 'rules:\n  - { id: down, kind: silence, after: 1h, offline: true, for: 2s, select: { devices: ["dd-*"] } }\n');
+    await using alerting = await startAlerting(nats, rules, { TICK_MS: '100' });
+    await using _dispatcher = await startDispatcher(nats, await dir.write('hooks.yaml', endpointsYaml(receiver.url, SECRET)));
+    const publish = async (id: string): Promise<Awaited<ReturnType<typeof connectDevice>>> => {
+      const d = await connectDevice(gateway.mqttPort, id);
+      await d.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ metrics: { temperature: 21 } }), { qos: 1 });
+      return d;
+    };
+    const clean = await publish('dd-clean');
+    const lost = await publish('dd-lost');
+    const stays = await publish('dd-stays');
+    await clean.endAsync(); // DISCONNECT, as battery devices do after every reading
+    lost.options.reconnectPeriod = 0; // it stays away
+    lost.stream.destroy(); // the socket goes away without DISCONNECT: last will
+    const fired = await waitFor(
+      () => (receiver.accepted() as { deviceId: string; status: string; message: string }[]).filter((b) => b.status === 'firing'),
+      (b) => b.length >= 1,
+      { what: 'dd-lost firing after the 2 s grace period' },
+    );
+    expect(fired.map((b) => [b.deviceId, b.message])).toEqual([['dd-lost', 'dd-lost went offline (will)']]);
+    expect(alerting.engine.state('down/dd-clean')?.phase).toBe('inactive');
+    // The gateway shuts down with dd-stays connected: its offline has cause `shutdown`, which never pages.
+    stays.options.reconnectPeriod = 0;
+    await gateway.close();
+    stays.end(true);
+    await waitFor(
+      () => alerting.engine.state('down/dd-stays')?.seen?.offlineCause,
+      (c) => c === 'shutdown',
+      { what: 'the shutdown offline of dd-stays' },
+    );
+    const engine = alerting.engine;
+    await waitFor(
+      () => engine.state('down/dd-stays')?.seen?.offlineAt,
+      (at) => at !== undefined && Date.now() - at > 2_500,
+      { what: 'the grace period to pass for dd-stays' },
+    );
+    expect(engine.state('down/dd-stays')?.phase).toBe('inactive');
+    expect((receiver.accepted() as { deviceId: string }[]).map((b) => b.deviceId)).toEqual(['dd-lost']);
+  });
 });

@@ -1,42 +1,61 @@
 /**
- * What the Docker image runs, without Docker: `tsc -p tsconfig.build.json` (the Dockerfile's build step), then
- * `node dist/<service>/main.js` (compose's commands) as real processes against real servers, configured only
- * through environment variables. The services must become ready, move readings end to end, and exit 0 on
- * SIGTERM after draining.
+ * What the Docker image runs, without Docker (test/support/docker-build.ts): the build context exactly as
+ * `.dockerignore` leaves it, the Dockerfile's stages run there (`npm ci`, `tsc -p tsconfig.build.json`,
+ * `npm prune --omit=dev`), and the runtime stage's `/app` (package.json, production node_modules, dist/) is what
+ * the services start from. Every `node dist/<service>/main.js` that docker-compose.yml runs must exist there and
+ * answer `--help`; then the compiled gateway, processors and simulator run as real processes against real
+ * servers, configured only through environment variables: they must become ready, move readings end to end, and
+ * exit 0 on SIGTERM after draining.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
 import { freePort } from '../devstack/free-port.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import type { NatsServer } from '../devstack/nats-server.ts';
+import { assembleContext, buildImage, type BuildResult } from './support/docker-build.ts';
 import { countPoints, startInfluxServer, startNatsServer, uniqueName } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 const root = join(import.meta.dirname, '..');
-// Inside the repository, so the compiled ESM finds package.json ("type": "module") and node_modules.
-const outDir = join(root, '.data', uniqueName('build'));
+const work = mkdtempSync(join(tmpdir(), 'iot-image-'));
+let image: BuildResult;
+/** The runtime stage's WORKDIR: what the container sees as /app. */
+let app: string;
 
 let influx: InfluxServer;
 let nats: NatsServer;
 const children: ChildProcess[] = [];
 
+/** The `command` of every compose service that runs the pipeline image. */
+function composeCommands(): string[][] {
+  const Compose = z.object({ services: z.record(z.string(), z.looseObject({ command: z.array(z.string()).optional() })) });
+  const compose = Compose.parse(parseYaml(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }));
+  return Object.values(compose.services)
+    .map((s) => s.command)
+    .filter((c): c is string[] => c?.[0] === 'node');
+}
+
 beforeAll(async () => {
-  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', outDir], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  if (tsc.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed:\n${tsc.stdout}${tsc.stderr}`);
+  const context = join(work, 'context');
+  const files = assembleContext(root, context);
+  // What .dockerignore must keep out (and so what the build must not need).
+  expect(files.filter((f) => f.startsWith('test/') || f.endsWith('.test.ts') || f.startsWith('node_modules/'))).toEqual([]);
+  image = buildImage(context, join(work, 'stages'));
+  app = join(image.image.root, image.image.workdir);
   influx = await startInfluxServer();
   nats = await startNatsServer();
-}, 120_000);
+}, 600_000);
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await nats?.close();
   await influx?.close();
-  rmSync(outDir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
 });
 
 interface Running {
@@ -46,10 +65,10 @@ interface Running {
 }
 
 function run(service: string, env: Record<string, string>): Running {
-  const child = spawn(process.execPath, [join(outDir, service, 'main.js')], {
-    cwd: root,
+  const child = spawn(process.execPath, [join(app, 'dist', service, 'main.js')], {
+    cwd: app,
     // Only what compose would pass, plus PATH: the services must not depend on anything else.
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', ...image.image.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -68,7 +87,29 @@ async function ready(port: number): Promise<boolean> {
   }
 }
 
-describe('compiled services (the Docker image commands)', () => {
+describe('the Docker image, built from its build context', () => {
+  it('has every command compose runs, and each answers --help with exit 0', () => {
+    const commands = composeCommands();
+    expect(commands.length).toBeGreaterThanOrEqual(5);
+    expect(commands, 'the image CMD is one compose also runs').toContainEqual(image.image.cmd);
+    // The devices CLI is how a Docker user registers a device (README "Quick start with Docker").
+    for (const command of [...commands, image.image.cmd!, ['node', 'dist/gateway/devices-cli.js']]) {
+      const script = command[1]!;
+      expect(existsSync(join(app, script)), `${script} in the image`).toBe(true);
+      const help = spawnSync(process.execPath, [script, '--help'], {
+        cwd: app,
+        env: { PATH: process.env.PATH ?? '', ...image.image.env },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(help.status, `${script} --help:\n${help.stdout}${help.stderr}`).toBe(0);
+      expect(help.stdout, script).toMatch(/^Usage: /);
+    }
+    // Only production dependencies: the compiler stayed in the build stage.
+    expect(existsSync(join(app, 'node_modules/typescript'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules/commander'))).toBe(true);
+  });
+
   it('start from dist/ with env-only config, carry readings end to end, and exit 0 after draining on SIGTERM', async () => {
     const db = uniqueName('build');
     await influx.createDatabase(db);

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../devstack/free-port.ts';
 import { requireBinary } from '../devstack/process.ts';
 import type { InfluxServer } from '../devstack/influxd.ts';
 import { startServiceProcess, type ServiceProcess } from './support/service-process.ts';
@@ -155,6 +156,44 @@ describe('ops endpoints', () => {
       );
       expect(JSON.parse(up.body)).toEqual({ ready: true });
     }
+  });
+});
+
+describe('a service started while NATS is down', () => {
+  it('answers /healthz at once, says 503 on /readyz and logs where it is connecting, then becomes ready when NATS starts', async () => {
+    const port = await freePort();
+    const natsUrl = `nats://127.0.0.1:${port}`;
+    const dir = mkdtempSync(join(tmpdir(), 'iot-ops-'));
+    writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - id: hot\n    kind: threshold\n    metric: temperature\n    above: 30\n');
+    const entries: [string, Record<string, string>][] = [
+      ['gateway/main.ts', { MQTT_PORT: '0' }],
+      ['processors/main.ts', { INFLUX_URL: influx.url }],
+      ['alerting/main.ts', { API_PORT: '0', RULES_FILE: join(dir, 'rules.yaml'), STATE_BUCKET: uniqueName('down_state') }],
+      ['alerting/webhooks/main.ts', { INFLUX_URL: influx.url }],
+    ];
+    const started: ServiceProcess[] = [];
+    await using _cleanup = {
+      [Symbol.asyncDispose]: async () => {
+        await Promise.allSettled(started.map((p) => p.stop()));
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    // Nothing listens on `port` yet: each resolves once /healthz is 200, which must not wait for NATS.
+    for (const [entry, env] of entries) started.push(await startServiceProcess(entry, { NATS_URL: natsUrl, LOG_LEVEL: 'info', ...env }, 60_000, '/healthz'));
+    for (const [i, svc] of started.entries()) {
+      const entry = entries[i]![0];
+      expect((await get(svc.httpPort, '/readyz')).status, `${entry} /readyz before NATS`).toBe(503);
+      expect(svc.output(), entry).toContain(`connecting to NATS at ${natsUrl}`);
+    }
+    await using _nats = await startNatsServer({ port });
+    for (const [i, svc] of started.entries()) {
+      await waitFor(
+        () => get(svc.httpPort, '/readyz'),
+        (r) => r.status === 200,
+        { what: `${entries[i]![0]} ready once NATS is up; output:\n${svc.output()}` },
+      );
+    }
+    for (const [i, svc] of started.entries()) expect(await svc.stop(), `${entries[i]![0]} exit code`).toBe(0);
   });
 });
 

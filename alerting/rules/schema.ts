@@ -58,10 +58,27 @@ const Silence = z.strictObject({
   kind: z.literal('silence'),
   /** When set, only readings carrying this metric count as "heard from". */
   metric: z.string().min(1).optional(),
-  /** Fire after this long without telemetry (wall clock, checked on a timer). */
+  /**
+   * Fire after this long without telemetry (wall clock, checked on a timer). With `missed`, the least silence
+   * that fires. Counted from the later of the last reading and the moment this alerting instance started
+   * listening, so alerting's own downtime is never taken for the devices' silence.
+   */
   after: Duration,
-  /** Also fire at once on an `offline` DEVICE_STATUS event; the same outage stays one alert. */
+  /**
+   * Fire only after this many of the device's own reporting intervals without telemetry (its observed interval:
+   * a moving average of the gaps between its readings), and never before `after`: a battery device that reports
+   * every 15 min is silent after 45 min with `missed: 3`, a 1 Hz sensor after `after`.
+   */
+  missed: z.number().positive().optional(),
+  /**
+   * Also fire on an unclean `offline` DEVICE_STATUS event (last will, keep-alive expiry, or any cause that is
+   * not a clean DISCONNECT, a gateway shutdown or a takeover) once the device stayed offline for `for`.
+   * A clean disconnect is what battery devices do after every reading: it never fires by itself (silence does,
+   * when the device then misses its intervals). The same outage stays one alert.
+   */
   offline: z.boolean().default(true),
+  /** Grace period of an unclean offline before it fires (wall clock): a device that reconnects within it never pages. */
+  for: Duration.default(0),
 });
 
 const Anomaly = z.strictObject({

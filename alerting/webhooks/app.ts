@@ -15,7 +15,7 @@ import { consumeInBatches } from '../../core/consume-batches.ts';
 import { publishDeadLetter } from '../../core/deadletter.ts';
 import type { Logger } from '../../core/logger.ts';
 import { createRegistry } from '../../core/metrics.ts';
-import { connectNats, ensureStreams } from '../../core/nats.ts';
+import { connectNats, ensureStreams, type NatsHandle } from '../../core/nats.ts';
 import { startOpsServer, type OpsServer } from '../../core/ops-server.ts';
 import type { AlertTransition } from '../../core/schemas.ts';
 import { CONSUMERS, STREAMS, subjects } from '../../core/subjects.ts';
@@ -81,7 +81,15 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
   const limiters = new Map(endpoints.map((e) => [e.name, new Limiter(e.concurrency)]));
   const registry = createRegistry('webhooks');
   const metrics = createDispatcherMetrics(registry);
-  const nats = await connectNats(config.NATS_URL, 'webhooks', log);
+  // Ops server first: /healthz answers from the first second, /readyz is 503 until NATS is up.
+  const ops: OpsServer = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, log });
+  let nats: NatsHandle;
+  try {
+    nats = await connectNats(config.NATS_URL, 'webhooks', log);
+  } catch (err) {
+    await ops.close();
+    throw err;
+  }
   const { nc } = nats;
   const jsm = await nc.jetstreamManager();
   await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
@@ -290,16 +298,7 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
       )
     : undefined;
 
-  let ops: OpsServer;
-  try {
-    ops = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, ready: () => nats.connected() && !closing.signal.aborted, log });
-  } catch (err) {
-    await webhookMessages.close();
-    await history?.close();
-    await deadLetterHistory?.close();
-    await nc.close();
-    throw err;
-  }
+  ops.setReady(() => nats.connected() && !closing.signal.aborted);
   log.info({ httpPort: ops.port, endpoints: endpoints.map((e) => e.name), history: Boolean(writer) }, 'webhook dispatcher consuming');
 
   let closed: Promise<void> | undefined;

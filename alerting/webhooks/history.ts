@@ -1,5 +1,5 @@
 /**
- * Alert history: AlertTransition -> InfluxDB `alerts` measurement (DESIGN.md: tags rule, device, severity,
+ * Alert history: AlertTransition -> InfluxDB `alerts` measurement (docs/design.md: tags rule, device, severity,
  * state; fields value, threshold, message; transition time). Points are identified by tags and time,
  * so a redelivered transition overwrites itself instead of doubling.
  */

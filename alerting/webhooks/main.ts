@@ -1,3 +1,4 @@
+import { quietOnClosedStdout, serviceCommand } from '../../core/cli.ts';
 import { loadConfig } from '../../core/config.ts';
 import { PipelineError } from '../../core/errors.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -6,6 +7,12 @@ import { startTracing } from '../../core/tracing.ts';
 import { createDispatcher, type Dispatcher } from './app.ts';
 import { DispatcherConfig } from './config.ts';
 
+quietOnClosedStdout(process.stdout, (code) => process.exit(code));
+serviceCommand(
+  'webhooks',
+  'Delivers alert transitions to the webhook endpoints of WEBHOOKS_FILE (signed, retried) and writes the alert history to InfluxDB.',
+  DispatcherConfig,
+).parse();
 const config = loadConfig(DispatcherConfig, process.env);
 const log = createLogger('webhooks', config.LOG_LEVEL);
 // OpenTelemetry from the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER=otlp (core/tracing.ts).

@@ -21,10 +21,15 @@ export interface ServiceProcess extends AsyncDisposable {
 
 /**
  * Starts `entry` (a path relative to the repository, e.g. `alerting/main.ts`) with `env` plus PATH,
- * HTTP_HOST=127.0.0.1 and a free HTTP_PORT, and resolves once its /readyz answers 200.
+ * HTTP_HOST=127.0.0.1 and a free HTTP_PORT, and resolves once its `/readyz` (or `until`) answers 200.
  * @throws when the process exits first or is not ready within `readyTimeoutMs` (with its output).
  */
-export async function startServiceProcess(entry: string, env: Record<string, string>, readyTimeoutMs = 60_000): Promise<ServiceProcess> {
+export async function startServiceProcess(
+  entry: string,
+  env: Record<string, string>,
+  readyTimeoutMs = 60_000,
+  until: '/readyz' | '/healthz' = '/readyz',
+): Promise<ServiceProcess> {
   const httpPort = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: root,
@@ -51,10 +56,10 @@ export async function startServiceProcess(entry: string, env: Record<string, str
     await waitFor(
       async () => {
         if (child.exitCode !== null) throw new Error(`${entry} exited with code ${child.exitCode}:\n${out}`);
-        return (await fetch(`http://127.0.0.1:${httpPort}/readyz`, { signal: AbortSignal.timeout(1000) })).ok;
+        return (await fetch(`http://127.0.0.1:${httpPort}${until}`, { signal: AbortSignal.timeout(1000) })).ok;
       },
       Boolean,
-      { what: `${entry} ready`, timeoutMs: readyTimeoutMs },
+      { what: `${entry} ${until} 200`, timeoutMs: readyTimeoutMs },
     );
   } catch (err) {
     await stop();
