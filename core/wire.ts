@@ -42,7 +42,8 @@ export const WIRE_SCHEMAS = {
     version: '1.1',
     released: ['1.0', '1.1'],
     carrier: 'NATS JetStream stream DEADLETTER, subjects deadletter.{stage}',
-    description: 'A message a stage refused, with its reason code, its reason naming the field, and the original bytes in base64. 1.1 added replayOf (the entry a replay re-dead-lettered).',
+    description:
+      'A message a stage refused, with its reason code, its reason naming the field, and the original bytes in base64. 1.1 added replayOf (the entry a replay re-dead-lettered).',
   },
   DeviceStatusEvent: {
     schema: DeviceStatusEvent,
