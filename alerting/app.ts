@@ -29,8 +29,9 @@ import { publishDeadLetter } from '../core/deadletter.ts';
 import { recentDeadLetters } from '../core/deadletters.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
-import { connectNats, ensureStreams, type NatsHandle } from '../core/nats.ts';
-import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
+import type { NatsHandle } from '../core/nats.ts';
+import { type OpsServer } from '../core/ops-server.ts';
+import { startOpsAndNats } from '../core/service-start.ts';
 import type { AlertTransition } from '../core/schemas.ts';
 import { decodeTelemetryBatch } from '../core/telemetry-codec.ts';
 import { CONSUMERS, STREAMS, subjects } from '../core/subjects.ts';
@@ -91,25 +92,25 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   let loaded = await readRules(config.RULES_FILE);
   const registry = createRegistry('alerting');
   const metrics = createAlertingMetrics(registry);
+  // eslint-disable-next-line prefer-const -- /readyz reads it before NATS is connected (a const would still be in its TDZ)
   let nats: NatsHandle | undefined;
   let consuming = false;
   let closed = false;
   // Up first, so /healthz answers from the first second, while NATS is down or a standby waits for the lease
   // (and /readyz says 503 until it consumes).
-  const ops: OpsServer = await startOpsServer({
+  const started = await startOpsAndNats({
     host: config.HTTP_HOST,
     port: config.HTTP_PORT,
     registry,
     ready: () => (nats?.connected() ?? false) && consuming && !closed,
     log,
+    natsUrl: config.NATS_URL,
+    natsName: 'alerting',
+    streams: { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS },
   });
-  try {
-    nats = await connectNats(config.NATS_URL, 'alerting', log);
-  } catch (err) {
-    await ops.close();
-    throw err;
-  }
-  const { nc } = nats;
+  const ops: OpsServer = started.ops;
+  nats = started.nats;
+  const { nc } = started.nats;
   const js = nc.jetstream();
   let onLeaseLost = (): void => undefined;
   let lease: Lease;
@@ -117,7 +118,6 @@ export async function createAlerting(config: AlertingConfig, log: Logger, opts: 
   let stored: Awaited<ReturnType<StateStore['load']>>;
   try {
     const jsm = await nc.jetstreamManager();
-    await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
     await ensureConsumer(jsm, STREAMS.telemetry, subjects.telemetryAll, config.DELIVER_FROM === 'all' ? DeliverPolicy.All : DeliverPolicy.New, config);
     // Status: the last event per device tells who is offline right now, even for a brand-new consumer.
     await ensureConsumer(jsm, STREAMS.deviceStatus, subjects.deviceStatusAll, DeliverPolicy.LastPerSubject, config);

@@ -20,8 +20,7 @@ import { TransmissionIds } from '../core/ids.ts';
 import { DeviceCredential, openRegistryBuckets, type DeviceRole } from '../core/device-registry.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
-import { connectNats, ensureStreams, type NatsHandle } from '../core/nats.ts';
-import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
+import { startOpsAndNats } from '../core/service-start.ts';
 import { partitionOf } from '../core/subjects.ts';
 import { authorizePublishTopic, authorizeSubscribeFilter } from './acl.ts';
 import { connectedClient, connectionDestroyed, disconnectedCleanly, interceptPublish, isWill, limitPacketSize } from './aedes-internals.ts';
@@ -95,22 +94,16 @@ export async function createGateway(config: GatewayConfig, log: Logger): Promise
     waitingBytes: () => admission.waitingBytes,
   });
   // Ops server first: /healthz answers from the first second, /readyz is 503 until NATS and MQTT are up.
-  const ops: OpsServer = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, log });
-  let nats: NatsHandle;
-  try {
-    nats = await connectNats(config.NATS_URL, 'gateway', log);
-  } catch (err) {
-    await ops.close();
-    throw err;
-  }
+  const { ops, nats } = await startOpsAndNats({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    registry,
+    log,
+    natsUrl: config.NATS_URL,
+    natsName: 'gateway',
+    streams: { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS },
+  });
   const { nc } = nats;
-  try {
-    await ensureStreams(await nc.jetstreamManager(), { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
-  } catch (err) {
-    await nc.close();
-    await ops.close();
-    throw err;
-  }
   const js = nc.jetstream();
   const buckets = await openRegistryBuckets(js);
   const publisher = new JetStreamPublisher(nc);

@@ -14,8 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { JetStreamClient, KV } from 'nats';
 import type { Logger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
-import { connectNats, ensureStreams, type NatsHandle } from '../core/nats.ts';
-import { startOpsServer, type OpsServer } from '../core/ops-server.ts';
+import { startOpsAndNats } from '../core/service-start.ts';
 import { influxTargetOf, type ProcessorConfig } from './config.ts';
 import { compileDerivedMetrics } from './derived.ts';
 import { InfluxWriter, routeInfluxClientLogs } from './influx-writer.ts';
@@ -63,17 +62,17 @@ export async function createProcessor(config: ProcessorConfig, log: Logger): Pro
   const registry = createRegistry('processors');
   const metrics = createProcessorMetrics(registry);
   // Ops server first: /healthz answers from the first second, /readyz is 503 until NATS is up.
-  const ops: OpsServer = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, log });
-  let nats: NatsHandle;
-  try {
-    nats = await connectNats(config.NATS_URL, `processors-${instanceId}`, log);
-  } catch (err) {
-    await ops.close();
-    throw err;
-  }
+  const { ops, nats } = await startOpsAndNats({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    registry,
+    log,
+    natsUrl: config.NATS_URL,
+    natsName: `processors-${instanceId}`,
+    streams: { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS },
+  });
   const { nc } = nats;
   const jsm = await nc.jetstreamManager();
-  await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
   const js = nc.jetstream();
   const buckets = await openProcessorBuckets(js, config.LEASE_TTL_MS);
   const writer = new InfluxWriter(influxTargetOf(config));

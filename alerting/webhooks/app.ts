@@ -15,8 +15,7 @@ import { consumeInBatches } from '../../core/consume-batches.ts';
 import { publishDeadLetter } from '../../core/deadletter.ts';
 import type { Logger } from '../../core/logger.ts';
 import { createRegistry } from '../../core/metrics.ts';
-import { connectNats, ensureStreams, type NatsHandle } from '../../core/nats.ts';
-import { startOpsServer, type OpsServer } from '../../core/ops-server.ts';
+import { startOpsAndNats } from '../../core/service-start.ts';
 import type { AlertTransition } from '../../core/schemas.ts';
 import { CONSUMERS, STREAMS, subjects } from '../../core/subjects.ts';
 import { contextOf, endSpan, injectInto, messageSpan, sampledIn, spanContext, SpanKind, startSpan } from '../../core/tracing.ts';
@@ -82,17 +81,17 @@ export async function createDispatcher(config: DispatcherConfig, log: Logger, op
   const registry = createRegistry('webhooks');
   const metrics = createDispatcherMetrics(registry);
   // Ops server first: /healthz answers from the first second, /readyz is 503 until NATS is up.
-  const ops: OpsServer = await startOpsServer({ host: config.HTTP_HOST, port: config.HTTP_PORT, registry, log });
-  let nats: NatsHandle;
-  try {
-    nats = await connectNats(config.NATS_URL, 'webhooks', log);
-  } catch (err) {
-    await ops.close();
-    throw err;
-  }
+  const { ops, nats } = await startOpsAndNats({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    registry,
+    log,
+    natsUrl: config.NATS_URL,
+    natsName: 'webhooks',
+    streams: { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS },
+  });
   const { nc } = nats;
   const jsm = await nc.jetstreamManager();
-  await ensureStreams(jsm, { telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_MS, otherMaxAgeMs: config.STREAM_MAX_AGE_MS });
   // A first start on an existing ALERTS stream delivers what is still within the endpoints' max age, not
   // a month of history (which would only be dead-lettered as expired). History, a projection, takes it all.
   const maxAge = Math.max(3_600_000, ...endpoints.map((e) => e.maxAge));
