@@ -192,7 +192,7 @@ describe('docker-compose.yml', () => {
     requireBinary('promtool', 'prometheus');
     const check = spawnSync('promtool', ['check', 'config', '--syntax-only', join(root, 'dashboards/prometheus/prometheus.yml')], { encoding: 'utf8' });
     expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
-    expect(services.prometheus?.volumes).toContain('./dashboards/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+    expect(services.prometheus?.volumes).toContain('./dashboards/prometheus:/etc/prometheus:ro');
   });
 
   it('gives Grafana every variable its datasource provisioning reads, and mounts what it loads', () => {

@@ -109,6 +109,20 @@ describe('metric names in the README', () => {
     expect([...named].filter((n) => !exposed.has(n))).toEqual([]);
   });
 
+  it('the Prometheus alert rules (dashboards/prometheus/alerts.yml) name only exposed metrics, one per concern', () => {
+    const exposed = exposedMetricNames();
+    const named = new Set([...read('dashboards/prometheus/alerts.yml').matchAll(/\biot_[a-z0-9_]*[a-z0-9]\b/g)].map((m) => m[0]));
+    for (const needed of [
+      'iot_processor_consumer_pending',
+      'iot_processor_write_errors_total',
+      'iot_gateway_batches_failed_total',
+      'iot_gateway_deadletters_total',
+    ]) {
+      expect([...named], needed).toContain(needed);
+    }
+    expect([...named].filter((n) => !exposed.has(n))).toEqual([]);
+  });
+
   it('the check sees a metric no service exposes', () => {
     expect(exposedMetricNames().has('iot_jetstream_consumer_pending_messages')).toBe(false);
     expect(exposedMetricNames().has('iot_processor_consumer_pending')).toBe(true);
