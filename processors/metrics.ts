@@ -66,6 +66,11 @@ export function createProcessorMetrics(registry: Registry) {
       labelNames: ['change'] as const,
       registers,
     }),
+    outOfOrderMessages: new Counter({
+      name: 'iot_processor_out_of_order_messages_total',
+      help: 'Messages delivered behind a later message of their partition (redeliveries); folded by reading identity all the same',
+      registers,
+    }),
     checkpoints: new Counter({ name: 'iot_processor_checkpoints_total', help: 'Checkpoints stored in NATS KV', registers }),
   };
 }

@@ -248,7 +248,11 @@ export class PartitionWorker {
 
   async #handle(batch: JsMsg[]): Promise<void> {
     const { derived, metrics } = this.#d;
-    if (this.#aborted || !this.#d.owns()) return; // lease lost: leave them to the new owner (redelivered after ack_wait)
+    if (this.#aborted || !this.#d.owns()) {
+      // Fenced (lease lost): hand them back at once instead of letting them wait for ack_wait.
+      for (const m of batch) m.nak();
+      return;
+    }
     const good: { m: JsMsg; lines: string[] }[] = [];
     const tooLate: { m: JsMsg; e: TelemetryEvent; measurements: string[] }[] = [];
     for (const m of batch) {
@@ -263,25 +267,19 @@ export class PartitionWorker {
         continue;
       }
       const lines: string[] = [];
-      // Windows fold the stream in sequence order, each message once. A message at or below the last folded
-      // sequence is a redelivery (a nak, or the previous owner's in-flight messages after a takeover, which
-      // come back only after ack_wait, behind newer ones) whose events the windows already hold: re-folding it
-      // out of order could let an older value at the same (device, ts) win, or judge it too late.
-      const fold = m.seq > this.#windows.lastSeq;
+      // Every message is folded, whatever order it arrives in (a nak, a previous owner's in-flight messages,
+      // deliveries lost with a nats-server crash come back after ack_wait behind newer ones): the reading's
+      // identity decides, and of two messages of one reading the later in the stream wins (processors/windows.ts).
       if (m.seq <= this.#rawWrittenUpTo) {
         good.push({ m, lines: [] });
         continue;
       }
+      if (m.seq < this.#windows.lastSeq) metrics.outOfOrderMessages.inc();
       for (const e of parsed.batch.events) {
         const nonFinite = applyDerived(derived, e.metrics);
         if (nonFinite) metrics.derivedSkipped.inc(nonFinite);
-        if (!fold) {
-          const metrics = this.#windows.notSuperseded(e);
-          if (metrics) lines.push(telemetryLine(metrics === e.metrics ? e : { ...e, metrics }));
-          continue;
-        }
-        lines.push(telemetryLine(e));
         const r = this.#windows.apply(e, m.seq);
+        if (r.metrics) lines.push(telemetryLine(r.metrics === e.metrics ? e : { ...e, metrics: r.metrics }));
         if (r.tooLateFor.length > 0) tooLate.push({ m, e, measurements: r.tooLateFor });
         else if (r.late) metrics.lateEvents.inc({ outcome: 'accepted' });
       }
@@ -348,7 +346,10 @@ export class PartitionWorker {
     metrics.pointsWritten.inc({ measurement: TELEMETRY_MEASUREMENT }, lines.length);
     const inBatch = new Set(msgs.map((x) => x.m));
     for (const t of tooLate) if (inBatch.has(t.m)) await this.#deadLetterTooLate(t);
-    if (this.#aborted || !this.#d.owns()) return; // fenced: the new owner rewrites the same points, no harm done
+    if (this.#aborted || !this.#d.owns()) {
+      for (const { m } of msgs) m.nak(); // fenced: the new owner folds and rewrites the same points, no harm done
+      return;
+    }
     for (const { m } of msgs) {
       m.ack();
       this.#unacked.delete(m.seq);
@@ -401,7 +402,7 @@ export class PartitionWorker {
       let ackedUpTo = this.#windows.lastSeq;
       for (const seq of this.#unacked) ackedUpTo = Math.min(ackedUpTo, seq - 1);
       this.#windows.purge(ackedUpTo);
-      const cp = JSON.stringify(this.#windows.checkpoint());
+      const cp = JSON.stringify(this.#windows.checkpoint(ackedUpTo));
       if (cp !== this.#lastCheckpoint && this.#d.owns() && !this.#aborted) {
         await checkpoints.put(checkpointKey(this.partition), cp);
         this.#lastCheckpoint = cp;

@@ -63,7 +63,7 @@ describe('partition windows', () => {
     w.markWritten(first.token);
     expect(w.dirtyCount).toBe(0);
     const late = w.apply(ev('d1', T0 + 2000, 5, T0 + MIN + 11_000), 3);
-    expect(late).toEqual({ tooLateFor: [], late: true });
+    expect(late).toMatchObject({ tooLateFor: [], late: true });
     expect(parse(w.takeDirty().lines).get(`telemetry_1m|d1|temperature|${T0}`)).toMatchObject({ count: 2, sum: 6 });
     w.apply(ev('d1', T0 + MIN + 31_000, 3), 4); // watermark = end + lateness: the first minute is final
     const tooLate = w.apply(ev('d1', T0 + 3000, 7, T0 + MIN + 32_000), 5);
@@ -128,9 +128,10 @@ describe('partition windows and redeliveries', () => {
     const old = { deviceId: 'd1', ts: T0 + 1000, receivedAt: T0 + 1000, metrics: { temperature: 10, humidity: 40 } };
     w.apply(old, 1);
     w.apply({ ...old, metrics: { temperature: 11 } }, 2);
-    expect(w.notSuperseded(old)).toEqual({ humidity: 40 });
-    expect(w.notSuperseded({ ...old, metrics: { temperature: 10 } })).toBeUndefined();
-    expect(w.notSuperseded({ ...old, deviceId: 'other' })).toEqual(old.metrics);
+    // Message 1 again, behind message 2 (a redelivery): only the field message 2 did not write is left to store.
+    expect(w.apply(old, 1).metrics).toEqual({ humidity: 40 });
+    expect(w.apply({ ...old, metrics: { temperature: 10 } }, 1).metrics).toBeUndefined();
+    expect(parse(w.takeDirty().lines).get(`telemetry_1m|d1|temperature|${T0}`)).toMatchObject({ count: 1, sum: 11 });
     // The minute is final and written, but message 2 is not acked yet: it stays for redeliveries to consult.
     w.apply(ev('d1', T0 + 5 * MIN, 1), 3);
     w.markWritten(w.takeDirty().token);
@@ -174,8 +175,8 @@ describe('partition windows: readings shared by the levels', () => {
     const rows = parse(w.takeDirty().lines);
     expect(rows.get(`telemetry_1h|d1|temperature|${T0}`)).toMatchObject({ count: 3, sum: 11, min: 1, max: 7 });
     expect(rows.has(`telemetry_1m|d1|temperature|${T0}`)).toBe(false);
-    // notSuperseded still knows the value that replaced it.
-    expect(w.notSuperseded(ev('d1', T0 + 2000, 2))).toBeUndefined();
+    // Message 2 again (behind 5): the value that replaced it stays.
+    expect(w.apply(ev('d1', T0 + 2000, 2, T0 + 2 * MIN), 2).metrics).toBeUndefined();
   });
 
   it('releases the readings once no open window overlaps them', () => {
@@ -188,7 +189,7 @@ describe('partition windows: readings shared by the levels', () => {
     expect(w.purge()).toBe(4 * 2 + 4); // 2 minutes and 1 hour of each of the 4 devices
     expect(w.readingCount).toBe(1);
     expect(w.openCount).toBe(2);
-    expect(w.notSuperseded(ev('d1', T0 + 1000, 5))).toEqual({ temperature: 5 }); // dropped: cannot tell, so keep
+    expect(w.apply(ev('d1', T0 + 1000, 5), 1).metrics).toEqual({ temperature: 5 }); // dropped: cannot tell, so keep
   });
 
   it('gives the same rollups as without disorder, whatever the order of arrival within the lateness', () => {
@@ -219,7 +220,7 @@ describe('partition windows: reading identity in µs (issue 11)', () => {
     const row = parse(w.takeDirty().lines).get(`telemetry_1m|d1|temperature|${T0}`)!;
     expect(row).toMatchObject({ count: 2, sum: 3, min: 1, max: 2, last: 2 });
     expect(w.readingCount).toBe(2);
-    expect(w.notSuperseded({ deviceId: 'd1', ts: at, tsMicros: 250, receivedAt: at, metrics: { temperature: 5 } })).toBeUndefined();
+    expect(w.apply({ deviceId: 'd1', ts: at, tsMicros: 250, receivedAt: at, metrics: { temperature: 5 } }, 0).metrics).toBeUndefined();
   });
 
   it('chooses the window by the millisecond: 999 µs past a minute boundary stay in the minute before', () => {
@@ -228,5 +229,41 @@ describe('partition windows: reading identity in µs (issue 11)', () => {
     const rows = parse(w.takeDirty().lines);
     expect(rows.get(`telemetry_1m|d1|temperature|${T0}`)).toMatchObject({ count: 1 });
     expect(rows.has(`telemetry_1m|d1|temperature|${T0 + MIN}`)).toBe(false);
+  });
+});
+
+describe('partition windows converge under any delivery order (issue 12)', () => {
+  it('folds every message exactly once and lets the later stream message of a reading win, field by field, whatever the order of arrival', () => {
+    // 40 messages of 8 readings: repeats (redeliveries, QoS 1 resends), corrections, and messages carrying a subset of fields.
+    const msgs = Array.from({ length: 40 }, (_, i) => {
+      const ts = T0 + (i % 8) * 1000;
+      const metrics: Record<string, number> = i % 3 === 0 ? { temperature: i } : i % 3 === 1 ? { humidity: 100 + i } : { temperature: i, humidity: 100 + i };
+      return { e: { deviceId: 'd1', ts, receivedAt: ts, metrics }, seq: i + 1 };
+    });
+    // What InfluxDB holds after the writes in stream order: per reading and field, the last message's value.
+    const expected = new Map<string, number>();
+    for (const { e } of msgs) for (const [k, v] of Object.entries(e.metrics)) expected.set(`${e.ts}|${k}`, v);
+    const sums = { temperature: 0, humidity: 0 };
+    for (const [key, v] of expected) sums[key.split('|')[1] as 'temperature' | 'humidity'] += v;
+    for (let perm = 0; perm < 20; perm++) {
+      const order = msgs.map((_, i) => i);
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = (i * 7919 + perm * 104729) % (i + 1);
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      const w = new PartitionWindows(opts);
+      const raw = new Map<string, number>(); // raw points as the worker writes them, in arrival order
+      for (const i of [...order, ...order.slice(0, 10)]) {
+        const { e, seq } = msgs[i]!;
+        const r = w.apply(e, seq);
+        for (const [k, v] of Object.entries(r.metrics ?? {})) raw.set(`${e.ts}|${k}`, v);
+      }
+      expect(raw, `permutation ${perm}`).toEqual(expected);
+      const rows = parse(w.takeDirty().lines);
+      for (const m of ['telemetry_1m', 'telemetry_1h']) {
+        expect(rows.get(`${m}|d1|temperature|${T0}`), `${m} permutation ${perm}`).toMatchObject({ count: 8, sum: sums.temperature });
+        expect(rows.get(`${m}|d1|humidity|${T0}`), `${m} permutation ${perm}`).toMatchObject({ count: 8, sum: sums.humidity });
+      }
+    }
   });
 });

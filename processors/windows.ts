@@ -67,6 +67,12 @@ export interface ApplyResult {
   tooLateFor: string[];
   /** The event's smallest window had already passed the watermark (an on-time correction within the lateness). */
   late: boolean;
+  /**
+   * The metrics of the event that its raw point must carry: the event's own `metrics` object when it wins
+   * every field (the usual case), the subset a later stream message of the same reading has not replaced
+   * (the event arrived behind it: a redelivery), or undefined when nothing is left to write.
+   */
+  metrics: Record<string, number> | undefined;
 }
 
 /** A field the reading does not have (values are finite: the schema and derived metrics reject the rest). */
@@ -80,9 +86,19 @@ const ABSENT = NaN;
 class Readings {
   readonly start: number;
   ts = new Float64Array(64);
+  /** Per reading, the largest stream sequence folded into it (which message wrote it last). */
+  seqs = new Float64Array(64);
   n = 0;
   readonly names: string[] = [];
   readonly cols: Float64Array<ArrayBuffer>[] = [];
+  /**
+   * The exceptions to `seqs`, by reading time then metric: fields last written by an older message than the
+   * reading's sequence. They arise only when messages of one reading carry different fields (a later message
+   * without a field the earlier one had) or arrive out of stream order; most readings never have one, so one
+   * sequence per reading is enough and the fast path pays for one array store (a column of sequences per
+   * field halved the windows' throughput).
+   */
+  older: Map<number, Map<string, number>> | undefined;
 
   constructor(start: number) {
     this.start = start;
@@ -104,21 +120,42 @@ class Readings {
     return -lo - 1;
   }
 
-  /** Opens a row at `at` for `ts`, every field absent. */
-  insert(at: number, ts: number): void {
+  /** Opens a row at `at` for `ts`, written by message `seq`, every field absent. */
+  insert(at: number, ts: number, seq: number): void {
     const n = this.n;
     if (n === this.ts.length) {
       const cap = n * 2;
       this.ts = grow(this.ts, cap);
+      this.seqs = grow(this.seqs, cap);
       for (let c = 0; c < this.cols.length; c++) this.cols[c] = grow(this.cols[c]!, cap);
     }
     if (at < n) {
       this.ts.copyWithin(at + 1, at, n);
+      this.seqs.copyWithin(at + 1, at, n);
       for (const col of this.cols) col.copyWithin(at + 1, at, n);
     }
     this.ts[at] = ts;
+    this.seqs[at] = seq;
     for (const col of this.cols) col[at] = ABSENT;
     this.n = n + 1;
+  }
+
+  /** The stream sequence that last wrote `metric` of the reading at row `at` (time `ts`). */
+  fieldSeq(at: number, ts: number, metric: string): number {
+    return this.older?.get(ts)?.get(metric) ?? this.seqs[at]!;
+  }
+
+  /** Records that `metric` of the reading at `ts` was last written by `seq` (below the reading's sequence). */
+  setOlder(ts: number, metric: string, seq: number): void {
+    let m = (this.older ??= new Map()).get(ts);
+    if (!m) this.older.set(ts, (m = new Map()));
+    m.set(metric, seq);
+  }
+
+  /** `metric` of the reading at `ts` now carries the reading's own sequence. */
+  clearOlder(ts: number, metric: string): void {
+    const m = this.older?.get(ts);
+    if (m?.delete(metric) && m.size === 0) this.older!.delete(ts);
   }
 
   /** The column of `metric`; `hint` is where it usually is (its position in the event). */
@@ -131,6 +168,14 @@ class Readings {
     this.cols.push(col);
     return col;
   }
+}
+
+/** `metrics` without the names in `lost` (the same object when there are none; undefined when nothing is left). */
+function without(metrics: Record<string, number>, lost: string[] | undefined): Record<string, number> | undefined {
+  if (!lost) return metrics;
+  let out: Record<string, number> | undefined;
+  for (const metric in metrics) if (!lost.includes(metric)) (out ??= {})[metric] = metrics[metric]!;
+  return out;
 }
 
 function grow(a: Float64Array, cap: number): Float64Array<ArrayBuffer> {
@@ -218,7 +263,7 @@ export class PartitionWindows {
     const mark = Math.min(e.ts, e.receivedAt);
     if (mark > this.#watermark) this.#watermark = mark;
     if (seq > this.#lastSeq) this.#lastSeq = seq;
-    const result: ApplyResult = { tooLateFor: [], late: false };
+    const result: ApplyResult = { tooLateFor: [], late: false, metrics: e.metrics };
     const starts = this.#starts;
     let taken = 0;
     for (let i = 0; i < this.#levels.length; i++) {
@@ -235,8 +280,26 @@ export class PartitionWindows {
       starts[i] = start;
       taken++;
     }
-    if (taken > 0) this.#fold(e, seq);
+    result.metrics = taken > 0 ? this.#fold(e, seq) : this.#unreplaced(e, seq);
     return result;
+  }
+
+  /**
+   * For an event no level takes: its metrics minus those a later message of the same reading wrote, so that
+   * writing it raw cannot undo the newer value. Readings already dropped cannot tell; then all are kept.
+   */
+  #unreplaced(e: WindowEvent, seq: number): Record<string, number> | undefined {
+    const r = this.#devices.get(e.deviceId)?.chunks.get(Math.floor(e.ts / this.#chunkMs) * this.#chunkMs);
+    const time = readingTimeUs(e);
+    const at = r ? r.find(time) : -1;
+    if (at < 0 || r!.seqs[at]! <= seq) return e.metrics;
+    let lost: string[] | undefined;
+    for (const metric in e.metrics) {
+      const c = r!.names.indexOf(metric);
+      const current = c < 0 ? ABSENT : r!.cols[c]![at]!;
+      if (current === current && r!.fieldSeq(at, time, metric) > seq) (lost ??= []).push(metric);
+    }
+    return without(e.metrics, lost);
   }
 
   /**
@@ -245,7 +308,7 @@ export class PartitionWindows {
    * of that level that is final (too late, or skipped by replay below its checkpoint), so it can never be
    * asked to count it later.
    */
-  #fold(e: WindowEvent, seq: number): void {
+  #fold(e: WindowEvent, seq: number): Record<string, number> | undefined {
     let dev = this.#devices.get(e.deviceId);
     if (!dev) this.#devices.set(e.deviceId, (dev = { chunks: new Map(), chunk: undefined, windows: this.#levels.map(() => undefined) }));
     const chunkStart = Math.floor(e.ts / this.#chunkMs) * this.#chunkMs;
@@ -259,11 +322,27 @@ export class PartitionWindows {
     const time = readingTimeUs(e);
     let at = r.find(time);
     const fresh = at < 0;
-    if (fresh) r.insert((at = -at - 1), time);
+    // Identity, not delivery order, decides (issue 12): of two messages carrying the same field of the same
+    // reading, the one later in the stream wins, as InfluxDB keeps the last write of the stream's order.
+    let rowSeq = seq;
+    if (fresh) r.insert((at = -at - 1), time, seq);
+    else {
+      rowSeq = r.seqs[at]!;
+      if (seq > rowSeq) {
+        // The fields this later message does not carry keep the (older) sequence that wrote them.
+        for (let c = 0; c < r.names.length; c++) {
+          const name = r.names[c]!;
+          const old = r.cols[c]![at]!;
+          if (old === old && !(name in metrics) && r.older?.get(time)?.has(name) !== true) r.setOlder(time, name, rowSeq);
+        }
+        r.seqs[at] = seq;
+      }
+    }
     // For a reading seen before: the metrics it did not have yet (added) and those whose value changed.
     let added: string[] | undefined;
     let changed: string[] | undefined;
     let previous: number[] | undefined;
+    let lost: string[] | undefined;
     let k = 0;
     const keys = this.#keys;
     for (const metric in metrics) {
@@ -272,6 +351,14 @@ export class PartitionWindows {
       const col = r.column(metric, k++);
       if (!fresh) {
         const old = col[at]!;
+        if (seq < rowSeq) {
+          // Arrived behind a later message of this reading (a redelivery): it wins only the fields no later one wrote.
+          if (old === old && r.fieldSeq(at, time, metric) > seq) {
+            (lost ??= []).push(metric);
+            continue;
+          }
+          r.setOlder(time, metric, seq);
+        } else if (r.older !== undefined) r.clearOlder(time, metric);
         if (old !== old) (added ??= []).push(metric);
         else if (Object.is(old, v)) continue;
         else {
@@ -316,6 +403,7 @@ export class PartitionWindows {
       w.version++;
       this.#dirty.add(w);
     }
+    return without(metrics, lost);
   }
 
   #aggregate(w: Window, metric: string, hint: number): Aggregate {
@@ -346,30 +434,6 @@ export class PartitionWindows {
         if (t >= fromUs && t < toUs && v === v) agg.add(t, v);
       }
     }
-  }
-
-  /**
-   * For a redelivered event (already folded, now arriving behind newer messages): its metrics minus those a
-   * later reading at the same (device, reading time) has replaced, so that rewriting it raw cannot undo the newer value.
-   * Returns undefined when nothing is left to write. Readings already dropped cannot tell; then all are kept.
-   */
-  notSuperseded(e: WindowEvent): Record<string, number> | undefined {
-    const r = this.#devices.get(e.deviceId)?.chunks.get(Math.floor(e.ts / this.#chunkMs) * this.#chunkMs);
-    const at = r ? r.find(readingTimeUs(e)) : -1;
-    if (at < 0) return e.metrics;
-    let out: Record<string, number> | undefined;
-    let dropped = false;
-    for (const metric in e.metrics) {
-      const v = e.metrics[metric]!;
-      const c = r!.names.indexOf(metric);
-      const current = c < 0 ? ABSENT : r!.cols[c]![at]!;
-      if (current === current && !Object.is(current, v)) {
-        dropped = true;
-        continue;
-      }
-      (out ??= {})[metric] = v;
-    }
-    return dropped ? out : e.metrics;
   }
 
   /** Number of windows changed since they were last written. */
@@ -467,12 +531,13 @@ export class PartitionWindows {
   }
 
   /** The checkpoint of what is written: replaying from it rebuilds every window still open. */
-  checkpoint(): Checkpoint {
+  checkpoint(ackedUpTo = Infinity): Checkpoint {
     const levels: Record<string, number> = {};
     for (const level of this.#levels) {
       let min = Infinity;
       for (const byDevice of level.byStart.values()) for (const w of byDevice.values()) if (w.firstSeq < min) min = w.firstSeq;
-      levels[level.measurement] = Math.max(level.skipUpTo, min === Infinity ? this.#lastSeq : min - 1);
+      // Never above the oldest unacked message: a replay must see every message that may still come back.
+      levels[level.measurement] = Math.min(ackedUpTo, Math.max(level.skipUpTo, min === Infinity ? this.#lastSeq : min - 1));
     }
     return { levels, watermark: Number.isFinite(this.#watermark) ? this.#watermark : null, lastSeq: this.#lastSeq };
   }
