@@ -147,8 +147,9 @@ class Readings {
 
   /** Records that `metric` of the reading at `ts` was last written by `seq` (below the reading's sequence). */
   setOlder(ts: number, metric: string, seq: number): void {
-    let m = (this.older ??= new Map()).get(ts);
-    if (!m) this.older.set(ts, (m = new Map()));
+    const older = (this.older ??= new Map<number, Map<string, number>>());
+    let m = older.get(ts);
+    if (!m) older.set(ts, (m = new Map<string, number>()));
     m.set(metric, seq);
   }
 
